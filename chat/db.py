@@ -1,0 +1,102 @@
+"""The ORM, as the streaming path reaches it: a few named calls, each run off the event loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from channels.db import database_sync_to_async
+from django.db import transaction
+from django.utils import timezone
+
+from chat.errors import Conflict, NotFound
+from chat.models import Conversation, Message
+from chat.prompt import history
+
+TITLE_LENGTH = 60
+INTERRUPTED = "The server restarted while this reply was being written."
+
+
+def title_from(content: str) -> str:
+    """A first message, shortened to a sidebar title."""
+    line = " ".join(content.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+@database_sync_to_async
+def begin_reply(
+    user, conversation_id: int, content: str, model: str, is_running: Callable[[int], bool]
+) -> tuple[Conversation, Message, Message, list[dict]]:
+    """Store the user's message and an empty streaming reply; return them with the prompt."""
+    with transaction.atomic():
+        conversation = (
+            Conversation.objects.for_user(user)
+            .select_for_update()
+            .filter(pk=conversation_id)
+            .first()
+        )
+        if conversation is None:
+            raise NotFound("No such conversation.")
+        _refuse_if_busy(conversation, is_running)
+        prior = list(conversation.messages.all())
+        user_message = conversation.messages.create(role=Message.Role.USER, content=content)
+        reply = conversation.messages.create(
+            role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, model=model
+        )
+        conversation.model = model
+        conversation.title = conversation.title or title_from(content)
+        conversation.save(update_fields=["model", "title", "updated_at"])
+    prompt = history(conversation.system_prompt, [*prior, user_message])
+    return conversation, user_message, reply, prompt
+
+
+def _refuse_if_busy(conversation: Conversation, is_running: Callable[[int], bool]) -> None:
+    for message in conversation.messages.streaming():
+        if is_running(message.id):
+            raise Conflict(
+                "A reply is still being written in this conversation; stop it or wait.",
+                code="reply_in_progress",
+            )
+        # Nobody is generating it any more (the server restarted): close it honestly.
+        message.status = Message.Status.FAILED
+        message.error = INTERRUPTED
+        message.save(update_fields=["status", "error"])
+
+
+@database_sync_to_async
+def checkpoint_reply(message_id: int, content: str) -> None:
+    """Save the text so far, so a crash loses at most a second of it."""
+    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(content=content)
+
+
+@database_sync_to_async
+def finish_reply(message_id: int, **fields) -> None:
+    """Save the reply's final text, status and timings."""
+    Message.objects.filter(pk=message_id).update(**fields)
+    Conversation.objects.filter(messages__pk=message_id).update(updated_at=timezone.now())
+
+
+@database_sync_to_async
+def conversation_for_user(user, conversation_id: int) -> Conversation:
+    """The conversation if `user` owns it; NotFound otherwise."""
+    conversation = Conversation.objects.for_user(user).filter(pk=conversation_id).first()
+    if conversation is None:
+        raise NotFound("No such conversation.")
+    return conversation
+
+
+@database_sync_to_async
+def previous_user_message_id(message: Message) -> int | None:
+    """The id of the user message a reply answers."""
+    earlier = Message.objects.filter(
+        conversation_id=message.conversation_id, role=Message.Role.USER, pk__lt=message.pk
+    )
+    return earlier.order_by("-pk").values_list("pk", flat=True).first()
+
+
+@database_sync_to_async
+def message_for_user(user, message_id: int) -> Message:
+    """The message if `user` owns its conversation; NotFound otherwise."""
+    message = Message.objects.for_user(user).filter(pk=message_id).first()
+    if message is None:
+        raise NotFound("No such message.")
+    return message

@@ -1,0 +1,52 @@
+"""Errors a client can act on, and the one JSON shape they travel in."""
+
+from django.http import JsonResponse
+
+
+class ChatError(Exception):
+    """A request the site cannot serve; `code` is snake_case, `message` a sentence."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+    def response(self) -> JsonResponse:
+        return error_response(self.status, self.code, self.message)
+
+
+class BadRequest(ChatError):
+    pass
+
+
+class Unauthorized(ChatError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ChatError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ChatError):
+    status, code = 404, "not_found"
+
+
+class MethodNotAllowed(ChatError):
+    status, code = 405, "method_not_allowed"
+
+
+class Conflict(ChatError):
+    status, code = 409, "conflict"
+
+
+class TooLarge(ChatError):
+    status, code = 413, "content_too_large"
+
+
+def error_response(status: int, code: str, message: str) -> JsonResponse:
+    """The error shape API.md promises: {"error": {"code", "message"}}."""
+    return JsonResponse({"error": {"code": code, "message": message}}, status=status)

@@ -1,0 +1,126 @@
+"""Conversations, their messages, and the API keys scripts sign in with."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ConversationQuerySet(models.QuerySet):
+    def for_user(self, user):
+        """Only the conversations `user` owns."""
+        return self.filter(owner=user)
+
+    def search(self, query: str):
+        """Conversations whose title or any message contains `query`."""
+        if not query:
+            return self
+        matches = Q(title__icontains=query) | Q(messages__content__icontains=query)
+        return self.filter(matches).distinct()
+
+    def newest_first(self):
+        return self.order_by("-updated_at", "-id")
+
+
+class Conversation(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(max_length=200, blank=True, default="")
+    model = models.CharField(max_length=200)
+    system_prompt = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "-updated_at"])]
+
+    def __str__(self):
+        return self.title or f"Conversation {self.pk}"
+
+
+class MessageQuerySet(models.QuerySet):
+    def for_user(self, user):
+        """Only messages in conversations `user` owns."""
+        return self.filter(conversation__owner=user)
+
+    def streaming(self):
+        return self.filter(status=Message.Status.STREAMING)
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        SYSTEM = "system"
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming"
+        COMPLETE = "complete"
+        STOPPED = "stopped"
+        FAILED = "failed"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True, default="")
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.COMPLETE, db_index=True
+    )
+    model = models.CharField(max_length=200, blank=True, default="")
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.role} message {self.pk}"
+
+
+def hash_key(raw_key: str) -> str:
+    """Keys are long random tokens, so one SHA-256 round is enough to store them safely."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    PREFIX = "cs_"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100, blank=True, default="")
+    prefix = models.CharField(
+        max_length=12, help_text="The key's first characters, to tell keys apart."
+    )
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.user})"
+
+    @classmethod
+    def issue(cls, user, name: str = "") -> tuple["ApiKey", str]:
+        """Create a key for `user`; the raw key is returned once and never stored."""
+        raw = cls.PREFIX + secrets.token_urlsafe(32)
+        key = cls.objects.create(user=user, name=name, prefix=raw[:10], key_hash=hash_key(raw))
+        return key, raw

@@ -1,0 +1,58 @@
+"""Which provider serves which model id. Provider SDKs are imported only in this package."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.conf import settings
+
+from .base import ConfigurationError, Generation, Provider, ProviderError
+
+__all__ = [
+    "ConfigurationError",
+    "Generation",
+    "Provider",
+    "ProviderError",
+    "available_models",
+    "provider_for",
+]
+
+
+@cache
+def _providers() -> tuple[Provider, ...]:
+    found: list[Provider] = []
+    if settings.CHAT_LOCAL_ENABLED:
+        from .local import LocalProvider
+
+        found.append(LocalProvider())
+    if settings.OPENAI_MODELS:
+        from .openai_compat import OpenAIProvider
+
+        found.append(OpenAIProvider())
+    if settings.CHAT_FAKE_MODEL:
+        from .fake import FakeProvider
+
+        found.append(FakeProvider())
+    return tuple(found)
+
+
+def available_models() -> list[dict]:
+    """Every model offered, as API.md's `/api/models` lists them."""
+    return [
+        {"id": model, "provider": provider.name, "default": model == settings.CHAT_DEFAULT_MODEL}
+        for provider in _providers()
+        for model in provider.models()
+    ]
+
+
+def provider_for(model: str) -> Provider | None:
+    """The provider that serves `model`, or None if no provider offers it."""
+    for provider in _providers():
+        if model in provider.models():
+            return provider
+    return None
+
+
+def reset() -> None:
+    """Forget the providers, so changed settings take effect (tests use this)."""
+    _providers.cache_clear()

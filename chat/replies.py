@@ -1,0 +1,98 @@
+"""The use-cases of a reply: start, follow, stop. Views, consumers and commands call these."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from django.conf import settings
+
+from chat import db, events
+from chat.db import INTERRUPTED
+from chat.errors import BadRequest, TooLarge
+from chat.events import Event
+from chat.models import Message
+from chat.providers import Generation, provider_for
+from chat.runs import ReplyIds, Run, registry
+
+
+def clean_content(content) -> str:
+    """The user's text, or a clear error: missing, empty and oversized content are refused."""
+    if not isinstance(content, str):
+        raise BadRequest("Send the message text as a string in 'content'.", code="invalid_content")
+    if not content.strip():
+        raise BadRequest("The message is empty.", code="empty_content")
+    limit = settings.CHAT_MAX_CONTENT_CHARS
+    if len(content) > limit:
+        raise TooLarge(f"The message is {len(content)} characters long; the limit is {limit}.")
+    return content
+
+
+def check_model(model) -> str:
+    """A model id some provider offers; unknown ids are refused."""
+    if model is None:
+        return settings.CHAT_DEFAULT_MODEL
+    if not isinstance(model, str) or provider_for(model) is None:
+        raise BadRequest(
+            f"Unknown model {model!r}; GET /api/models lists them.", code="unknown_model"
+        )
+    return model
+
+
+async def start_reply(user, conversation_id: int, content, model=None, **options) -> Run:
+    """Store the user's message and start the model's reply as a run; return the run."""
+    started = time.monotonic()
+    content = clean_content(content)
+    conversation = await db.conversation_for_user(user, conversation_id)
+    model = check_model(model if model is not None else (conversation.model or None))
+    conversation, user_message, reply, prompt = await db.begin_reply(
+        user, conversation.id, content, model, registry().is_running
+    )
+    ids = ReplyIds(reply.id, user_message.id, conversation.id)
+    run = Run(ids, provider_for(model), Generation(model, prompt, **options), started)
+    registry().launch(run)
+    return run
+
+
+def follow_run(run: Run) -> AsyncIterator[Event | None]:
+    """The events of a reply this request just started, from its first."""
+    return registry().follow(run.ids.message_id, -1)
+
+
+async def stop_reply(user, message_id: int) -> bool:
+    """Stop the user's reply if it is still being written; the text so far is kept."""
+    await db.message_for_user(user, message_id)
+    return await registry().stop(message_id)
+
+
+async def follow_reply(user, message_id: int, after_seq: int) -> AsyncIterator[Event | None]:
+    """The reply's events after `after_seq`: live while it runs, from the database after."""
+    message = await db.message_for_user(user, message_id)
+    live = registry().follow(message_id, after_seq)
+    if live is not None:
+        return live
+    return _replay_stored(message, after_seq)
+
+
+async def _replay_stored(message: Message, after_seq: int) -> AsyncIterator[Event]:
+    """A finished reply whose event log has expired, told again as start, one delta, the end."""
+    mid = message.id
+    user_message_id = await db.previous_user_message_id(message)
+    stored = [
+        (
+            events.START,
+            events.start_data(mid, user_message_id, message.conversation_id, message.model),
+        ),
+        (events.DELTA, events.delta_data(message.content)),
+    ]
+    if message.status == Message.Status.FAILED:
+        stored.append((events.ERROR, events.error_data(mid, "generation_failed", message.error)))
+    elif message.status == Message.Status.STREAMING:
+        # No process is writing it any more: say so rather than wait forever.
+        stored.append((events.ERROR, events.error_data(mid, "interrupted", INTERRUPTED)))
+    else:
+        metrics = (message.ttft_ms, message.output_tokens, message.duration_ms)
+        stored.append((events.DONE, events.done_data(mid, message.status, *metrics)))
+    for seq, (name, data) in enumerate(stored):
+        if seq > after_seq:
+            yield Event(mid, seq, name, data)

@@ -1,0 +1,208 @@
+"""A reply being generated: it drives a provider, logs its events and counts its listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from chat import db, events
+from chat.models import Message
+from chat.prompt import fit_to_context
+from chat.providers.base import Generation, Provider, ProviderError
+
+from .log import EventLog
+
+logger = logging.getLogger(__name__)
+INTERNAL_ERROR = ProviderError("internal_error", "Something went wrong while writing this reply.")
+SAVE_ERROR = ProviderError("save_failed", "The reply could not be saved; please try again.")
+
+
+@dataclass(frozen=True)
+class ReplyIds:
+    message_id: int
+    user_message_id: int
+    conversation_id: int
+
+
+class Run:
+    """One reply, alive apart from any HTTP request that watches it."""
+
+    def __init__(self, ids: ReplyIds, provider: Provider, generation: Generation, started: float):
+        self.ids = ids
+        self.provider = provider
+        self.generation = generation
+        self.started = started
+        self.log = EventLog(ids.message_id)
+        self.listeners = 0
+        self.task: asyncio.Task | None = None
+        self._consumer: asyncio.Task | None = None
+        self._stop_reason: str | None = None
+        self._grace: asyncio.TimerHandle | None = None
+        self._parts: list[str] = []
+        self._pending: list[str] = []
+        self._last_flush = float("-inf")
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._first_token: float | None = None
+        self._last_checkpoint = started
+        self._checkpoint: asyncio.Task | None = None
+
+    @property
+    def content(self) -> str:
+        return "".join(self._parts)
+
+    @property
+    def finished(self) -> bool:
+        return self.log.finished
+
+    def start(self) -> asyncio.Task:
+        """Begin generating; nobody has to listen yet."""
+        self.log.append(
+            events.START,
+            events.start_data(
+                self.ids.message_id,
+                self.ids.user_message_id,
+                self.ids.conversation_id,
+                self.generation.model,
+            ),
+        )
+        # The request that started the reply attaches right away; if it never does,
+        # give it a while before treating the reply as abandoned.
+        self._arm_grace(max(settings.CHAT_DISCONNECT_GRACE_SECONDS, 10))
+        # A fresh context: the run outlives the request, so it must not inherit the
+        # request's thread-sensitive executor (asgiref), which dies with the request.
+        self.task = asyncio.create_task(
+            self._main(), name=f"reply-{self.ids.message_id}", context=contextvars.Context()
+        )
+        return self.task
+
+    def stop(self, reason: str = "requested") -> bool:
+        """End the reply early, keeping its text; False if it had already ended."""
+        if self.finished or self._stop_reason:
+            return not self.finished
+        self._stop_reason = reason
+        self.generation.stop.set()
+        if self._consumer:
+            self._consumer.cancel()
+        return True
+
+    def attach(self) -> None:
+        """A listener arrived: the reply is wanted again."""
+        self.listeners += 1
+        if self._grace:
+            self._grace.cancel()
+            self._grace = None
+
+    def detach(self) -> None:
+        """A listener left: with nobody left, stop after the grace period."""
+        self.listeners -= 1
+        if self.listeners == 0 and not self.finished:
+            self._arm_grace(settings.CHAT_DISCONNECT_GRACE_SECONDS)
+
+    def _arm_grace(self, seconds: float) -> None:
+        if self._grace:
+            self._grace.cancel()
+        if seconds <= 0:
+            self.stop("abandoned")
+        else:
+            self._grace = asyncio.get_running_loop().call_later(seconds, self.stop, "abandoned")
+
+    async def _main(self) -> None:
+        status, error = await self._generate()
+        self._flush()
+        final = {"status": status, **self._metrics()}
+        try:
+            await self._save(final, error)
+        except Exception:
+            logger.exception("reply %s could not be saved", self.ids.message_id)
+            error = error or SAVE_ERROR
+        self._end(final, error)
+
+    async def _generate(self) -> tuple[str, ProviderError | None]:
+        """Run the provider to its end; say how it ended."""
+        if self._stop_reason:
+            return Message.Status.STOPPED, None
+        self._consumer = asyncio.create_task(self._consume())
+        try:
+            await self._consumer
+        except asyncio.CancelledError:
+            if self._stop_reason is None or asyncio.current_task().cancelling():
+                raise
+            return Message.Status.STOPPED, None
+        except ProviderError as exc:
+            return Message.Status.FAILED, exc
+        except Exception:
+            logger.exception("reply %s failed", self.ids.message_id)
+            return Message.Status.FAILED, INTERNAL_ERROR
+        return Message.Status.COMPLETE, None
+
+    async def _consume(self) -> None:
+        gen = self.generation
+        gen.messages = await asyncio.to_thread(fit_to_context, self.provider, gen)
+        async with contextlib.aclosing(self.provider.stream(gen)) as deltas:
+            async for text in deltas:
+                if text:
+                    self._on_text(text)
+
+    def _on_text(self, text: str) -> None:
+        now = time.monotonic()
+        if self._first_token is None:
+            self._first_token = now
+        self._parts.append(text)
+        self._pending.append(text)
+        # Coalesce: the first delta goes out at once, later ones at most every interval.
+        interval = settings.CHAT_DELTA_INTERVAL_MS / 1000
+        wait = self._last_flush + interval - now
+        if wait <= 0:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(wait, self._flush)
+        if now - self._last_checkpoint >= settings.CHAT_CHECKPOINT_SECONDS:
+            self._start_checkpoint(now)
+
+    def _flush(self) -> None:
+        if self._flush_handle:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._pending:
+            self.log.append(events.DELTA, events.delta_data("".join(self._pending)))
+            self._pending.clear()
+            self._last_flush = time.monotonic()
+
+    def _start_checkpoint(self, now: float) -> None:
+        if self._checkpoint and not self._checkpoint.done():
+            return  # the database is slower than a second; skip rather than pile up
+        self._last_checkpoint = now
+        self._checkpoint = asyncio.create_task(
+            db.checkpoint_reply(self.ids.message_id, self.content)
+        )
+
+    def _metrics(self) -> dict:
+        end = time.monotonic()
+        ttft = self._first_token - self.started if self._first_token else None
+        return {
+            "ttft_ms": round(ttft * 1000) if ttft is not None else None,
+            "output_tokens": self.generation.output_tokens,
+            "duration_ms": round((end - self.started) * 1000),
+        }
+
+    async def _save(self, final: dict, error: ProviderError | None) -> None:
+        if self._checkpoint:
+            with contextlib.suppress(Exception):
+                await self._checkpoint
+        message = error.message if error else ""
+        await db.finish_reply(self.ids.message_id, content=self.content, error=message, **final)
+
+    def _end(self, final: dict, error: ProviderError | None) -> None:
+        if self._grace:
+            self._grace.cancel()
+        mid = self.ids.message_id
+        if error:
+            self.log.append(events.ERROR, events.error_data(mid, error.code, error.message))
+        else:
+            self.log.append(events.DONE, events.done_data(mid, **final))

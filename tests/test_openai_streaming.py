@@ -1,0 +1,80 @@
+"""A conversation on an OpenAI-compatible upstream, through the site's API over real HTTP."""
+
+import time
+
+import pytest
+
+from chat import providers
+from chat.models import Message
+from tests.conftest import send
+from tests.openai_upstream import OpenAIUpstream
+from tests.sse import text_of
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MODEL = "upstream-model"
+
+
+@pytest.fixture
+def upstream(settings):
+    with OpenAIUpstream(models=[MODEL]) as server:
+        settings.OPENAI_API_KEY = "sk-test"
+        settings.OPENAI_BASE_URL = server.url
+        settings.OPENAI_MODELS = [MODEL]
+        settings.OPENAI_TIMEOUT_SECONDS = 5.0
+        providers.reset()
+        yield server
+
+
+@pytest.fixture
+def pirate_chat(api, upstream):
+    body = {"model": MODEL, "system_prompt": "You are a pirate captain."}
+    return api.post("/api/conversations", json=body).json()
+
+
+def test_it_offers_the_upstream_models(api, upstream):
+    models = api.get("/api/models").json()["models"]
+    assert {"id": MODEL, "provider": "openai", "default": False} in models
+
+
+def test_it_streams_an_upstream_reply_and_sends_the_whole_conversation(api, upstream, pirate_chat):
+    upstream.tokens = ["Ahoy", ",", " matey", "!"]
+    with send(api, pirate_chat["id"], "Who are you?") as stream:
+        first = stream.all()
+    assert text_of(first) == "Ahoy, matey!"
+    assert first[-1].data["status"] == "complete"
+    upstream.tokens = ["Arr", "."]
+    with send(api, pirate_chat["id"], "Where is the gold?") as stream:
+        stream.all()
+    sent = upstream.requests[-1].body
+    assert sent["model"] == MODEL and sent["stream"] is True
+    assert sent["messages"] == [
+        {"role": "system", "content": "You are a pirate captain."},
+        {"role": "user", "content": "Who are you?"},
+        {"role": "assistant", "content": "Ahoy, matey!"},
+        {"role": "user", "content": "Where is the gold?"},
+    ]
+
+
+def test_an_upstream_error_becomes_an_error_event_and_a_failed_message(api, upstream, pirate_chat):
+    upstream.fail_with(429, "Slow down.")
+    with send(api, pirate_chat["id"], "Hello") as stream:
+        events = stream.all()
+    assert events[-1].event == "error"
+    assert events[-1].data["code"] == "upstream_rate_limited"
+    message = Message.objects.get(pk=events[-1].data["message_id"])
+    assert message.status == "failed"
+    assert message.error == events[-1].data["message"]
+
+
+def test_stopping_closes_the_upstream_connection(api, upstream, pirate_chat):
+    upstream.tokens = [f" word{i}" for i in range(200)]
+    upstream.chunk_delay = 0.05
+    with send(api, pirate_chat["id"], "Talk a lot") as stream:
+        mid = stream.until("delta")[0].data["message_id"]
+        api.post(f"/api/messages/{mid}/stop")
+        assert stream.all()[-1].data["status"] == "stopped"
+    assert upstream.disconnected.wait(2), "the upstream stream was left open"
+    time.sleep(0.1)
+    message = Message.objects.get(pk=mid)
+    assert message.status == "stopped"
+    assert 0 < len(message.content.split()) < 200

@@ -110,7 +110,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     # Tests serve HTTP from a thread of their own; a file database is shared across threads.
-    test_db = Path(DATABASES["default"]["NAME"]).with_name("test.sqlite3")
+    # One per test process, so two test runs on one machine never share a database.
+    test_db = Path(DATABASES["default"]["NAME"]).with_name(f"test-{os.getpid()}.sqlite3")
     DATABASES["default"]["TEST"] = {"NAME": str(test_db)}
     test_db.parent.mkdir(parents=True, exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

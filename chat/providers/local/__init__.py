@@ -1,0 +1,19 @@
+"""In-process generation with a Hugging Face model, by default the packaged SmolLM2-135M.
+
+`loading` finds, loads and caches the model; `text` turns token ids into text deltas;
+`provider` holds LocalProvider, which runs generation in worker threads.
+"""
+
+from .loading import CACHE_STAMP, LoadedModel, load_model, shared_model
+from .provider import LocalProvider
+from .text import IncrementalDecoder, StopSequenceFilter
+
+__all__ = [
+    "CACHE_STAMP",
+    "IncrementalDecoder",
+    "LoadedModel",
+    "LocalProvider",
+    "StopSequenceFilter",
+    "load_model",
+    "shared_model",
+]

@@ -24,9 +24,18 @@ def title_from(content: str) -> str:
 
 @database_sync_to_async
 def begin_reply(
-    user, conversation_id: int, content: str, model: str, is_running: Callable[[int], bool]
+    user,
+    conversation_id: int,
+    content: str,
+    model: str,
+    is_running: Callable[[int], bool],
+    replace_last: bool = False,
 ) -> tuple[Conversation, Message, Message, list[dict]]:
-    """Store the user's message and an empty streaming reply; return them with the prompt."""
+    """Store the user's message and an empty streaming reply; return them with the prompt.
+
+    With `replace_last`, the last user message and everything after it are deleted
+    first: that is how a reply is regenerated, or the last question edited.
+    """
     with transaction.atomic():
         conversation = (
             Conversation.objects.for_user(user)
@@ -38,6 +47,8 @@ def begin_reply(
             raise NotFound("No such conversation.")
         _refuse_if_busy(conversation, is_running)
         prior = list(conversation.messages.all())
+        if replace_last:
+            prior = _drop_last_turn(conversation, prior)
         user_message = conversation.messages.create(role=Message.Role.USER, content=content)
         reply = conversation.messages.create(
             role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, model=model
@@ -60,6 +71,14 @@ def _refuse_if_busy(conversation: Conversation, is_running: Callable[[int], bool
         message.status = Message.Status.FAILED
         message.error = INTERRUPTED
         message.save(update_fields=["status", "error"])
+
+
+def _drop_last_turn(conversation: Conversation, prior: list[Message]) -> list[Message]:
+    users = [i for i, message in enumerate(prior) if message.role == Message.Role.USER]
+    if not users:
+        return prior
+    conversation.messages.filter(pk__gte=prior[users[-1]].pk).delete()
+    return prior[: users[-1]]
 
 
 @database_sync_to_async

@@ -39,14 +39,20 @@ def check_model(model) -> str:
     return model
 
 
-async def start_reply(user, conversation_id: int, content, model=None, **options) -> Run:
-    """Store the user's message and start the model's reply as a run; return the run."""
+async def start_reply(
+    user, conversation_id: int, content, model=None, replace_last=False, **options
+) -> Run:
+    """Store the user's message and start the model's reply as a run; return the run.
+
+    `replace_last` first drops the last user message and what followed it (regenerate,
+    or edit the last question and resend).
+    """
     started = time.monotonic()
     content = clean_content(content)
     conversation = await db.conversation_for_user(user, conversation_id)
     model = check_model(model if model is not None else (conversation.model or None))
     conversation, user_message, reply, prompt = await db.begin_reply(
-        user, conversation.id, content, model, registry().is_running
+        user, conversation.id, content, model, registry().is_running, bool(replace_last)
     )
     ids = ReplyIds(reply.id, user_message.id, conversation.id)
     run = Run(ids, provider_for(model), Generation(model, prompt, **options), started)

@@ -225,3 +225,18 @@ def test_the_model_sees_the_earlier_turns(api, conversation):
     roles = [m["role"] for m in detail["messages"]]
     assert roles == ["user", "assistant", "user", "assistant"]
     assert detail["messages"][3]["content"] == "second question"
+
+
+def test_replace_last_regenerates_the_last_reply(api, conversation):
+    for text in ("echo one", "echo two"):
+        with send(api, conversation["id"], text) as stream:
+            stream.all()
+    with send(api, conversation["id"], "echo two, edited", replace_last=True) as stream:
+        assert stream.all()[-1].data["status"] == "complete"
+    detail = api.get(f"/api/conversations/{conversation['id']}").json()
+    assert [m["content"] for m in detail["messages"]] == [
+        "echo one",
+        "one",
+        "echo two, edited",
+        "two, edited",
+    ]

@@ -27,7 +27,11 @@ def sse_response(events: AsyncIterator[Event | None]) -> StreamingHttpResponse:
 async def send_message(request, conversation_id: int):
     body = read_json(request)
     run = await replies.start_reply(
-        request.api_user, conversation_id, body.get("content"), body.get("model")
+        request.api_user,
+        conversation_id,
+        body.get("content"),
+        body.get("model"),
+        replace_last=body.get("replace_last") is True,
     )
     return sse_response(replies.follow_run(run))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from channels.db import database_sync_to_async
 from django.db import transaction
@@ -14,6 +15,8 @@ from chat.prompt import history
 
 TITLE_LENGTH = 60
 INTERRUPTED = "The server restarted while this reply was being written."
+# A reply is stored a moment before its run is registered; the reaper leaves young ones alone.
+YOUNG = timedelta(seconds=30)
 
 
 def title_from(content: str) -> str:
@@ -79,6 +82,18 @@ def _drop_last_turn(conversation: Conversation, prior: list[Message]) -> list[Me
         return prior
     conversation.messages.filter(pk__gte=prior[users[-1]].pk).delete()
     return prior[: users[-1]]
+
+
+@database_sync_to_async
+def reap_interrupted(is_running: Callable[[int], bool]) -> int:
+    """Mark streaming replies that no process is writing any more as failed; say how many."""
+    old = Message.objects.streaming().filter(created_at__lt=timezone.now() - YOUNG)
+    dead = [pk for pk in old.values_list("pk", flat=True) if not is_running(pk)]
+    return (
+        Message.objects.streaming()
+        .filter(pk__in=dead)
+        .update(status=Message.Status.FAILED, error=INTERRUPTED)
+    )
 
 
 @database_sync_to_async

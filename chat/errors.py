@@ -47,6 +47,10 @@ class TooLarge(ChatError):
     status, code = 413, "content_too_large"
 
 
+class Unavailable(ChatError):
+    status, code = 503, "service_unavailable"
+
+
 def error_response(status: int, code: str, message: str) -> JsonResponse:
     """The error shape API.md promises: {"error": {"code", "message"}}."""
     return JsonResponse({"error": {"code": code, "message": message}}, status=status)

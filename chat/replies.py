@@ -56,13 +56,13 @@ async def start_reply(
     )
     ids = ReplyIds(reply.id, user_message.id, conversation.id)
     run = Run(ids, provider_for(model), Generation(model, prompt, **options), started)
-    registry().launch(run)
+    await registry().launch(run)
     return run
 
 
-def follow_run(run: Run) -> AsyncIterator[Event | None]:
+async def follow_run(run: Run) -> AsyncIterator[Event | None]:
     """The events of a reply this request just started, from its first."""
-    return registry().follow(run.ids.message_id, -1)
+    return await registry().follow(run.ids.message_id, -1)
 
 
 async def stop_reply(user, message_id: int) -> bool:
@@ -74,7 +74,7 @@ async def stop_reply(user, message_id: int) -> bool:
 async def follow_reply(user, message_id: int, after_seq: int) -> AsyncIterator[Event | None]:
     """The reply's events after `after_seq`: live while it runs, from the database after."""
     message = await db.message_for_user(user, message_id)
-    live = registry().follow(message_id, after_seq)
+    live = await registry().follow(message_id, after_seq)
     if live is not None:
         return live
     return _replay_stored(message, after_seq)

@@ -138,11 +138,24 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 
 REDIS_URL = os.getenv("REDIS_URL", "")
+CHANNEL_CAPACITY = envnum("CHAT_CHANNEL_CAPACITY", "20000", minimum=100)
+# Where web processes send local-model work (REDIS_URL set): any worker may take it.
+CHAT_WORKER_CHANNEL = os.getenv("CHAT_WORKER_CHANNEL", "chat-generate")
+CHAT_WORKER_QUEUE_TIMEOUT_SECONDS = envnum(
+    "CHAT_WORKER_QUEUE_TIMEOUT_SECONDS", "30", kind=float, minimum=1
+)
+CHAT_WORKER_SLOTS = envnum("CHAT_WORKER_SLOTS", "32", minimum=1)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Every "!" channel of a process shares one queue, so the default capacity of
+            # 100 would drop deltas under load; size it for thousands of live replies.
+            "CONFIG": {
+                # redis-py's default 5 s socket timeout would race the layer's 5 s BZPOPMIN.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "capacity": CHANNEL_CAPACITY,
+            },
         }
     }
 else:

@@ -21,7 +21,11 @@ __all__ = [
 @cache
 def _providers() -> tuple[Provider, ...]:
     found: list[Provider] = []
-    if settings.CHAT_LOCAL_ENABLED:
+    if settings.CHAT_LOCAL_ENABLED and settings.REDIS_URL:
+        from .remote import RemoteProvider  # web processes leave the model to workers
+
+        found.append(RemoteProvider())
+    elif settings.CHAT_LOCAL_ENABLED:
         from .local import LocalProvider
 
         found.append(LocalProvider())

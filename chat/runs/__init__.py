@@ -2,6 +2,8 @@
 
 from functools import cache
 
+from django.conf import settings
+
 from .registry import LocalRunRegistry
 from .run import ReplyIds, Run
 
@@ -10,5 +12,9 @@ __all__ = ["ReplyIds", "Run", "registry"]
 
 @cache
 def registry() -> LocalRunRegistry:
-    """This process's run registry."""
+    """This process's run registry: shared through Redis when REDIS_URL is set."""
+    if settings.REDIS_URL:
+        from .shared import RedisRunRegistry
+
+        return RedisRunRegistry(settings.REDIS_URL)
     return LocalRunRegistry()

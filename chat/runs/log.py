@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from chat.events import Event
 
@@ -15,6 +15,8 @@ class EventLog:
         self.message_id = message_id
         self.events: list[Event] = []
         self._changed = asyncio.Event()
+        # Called with each new event, e.g. to mirror the log to Redis for other processes.
+        self.on_append: Callable[[Event], None] | None = None
 
     @property
     def finished(self) -> bool:
@@ -29,6 +31,8 @@ class EventLog:
         # Swap in a fresh Event so followers that wake later wait on the next append.
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+        if self.on_append:
+            self.on_append(event)
         return event
 
     async def follow(self, after_seq: int, keepalive: float) -> AsyncIterator[Event | None]:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
 from collections.abc import AsyncIterator
 
 from django.conf import settings
 
+from chat.db import reap_interrupted
 from chat.events import Event
 
 from .run import Run
+
+logger = logging.getLogger(__name__)
+REAP_EVERY_SECONDS = 60
 
 
 class LocalRunRegistry:
@@ -17,9 +23,11 @@ class LocalRunRegistry:
 
     def __init__(self):
         self._runs: dict[int, Run] = {}
+        self._services: asyncio.Task | None = None
 
-    def launch(self, run: Run) -> None:
+    async def launch(self, run: Run) -> None:
         """Start `run` and keep it findable by its message id."""
+        self.ensure_services()
         self._runs[run.ids.message_id] = run
         run.start().add_done_callback(lambda _task: self._expire_later(run))
 
@@ -32,11 +40,13 @@ class LocalRunRegistry:
         return self._runs.get(message_id)
 
     def is_running(self, message_id: int) -> bool:
+        """Whether some process is still writing this reply (callable from any thread)."""
         run = self._runs.get(message_id)
         return run is not None and not run.finished
 
-    def follow(self, message_id: int, after_seq: int) -> AsyncIterator[Event | None] | None:
-        """The run's events after `after_seq`, live; None if this process has no such run."""
+    async def follow(self, message_id: int, after_seq: int) -> AsyncIterator[Event | None] | None:
+        """The run's events after `after_seq`, live; None if no process has such a run."""
+        self.ensure_services()
         run = self._runs.get(message_id)
         if run is None:
             return None
@@ -51,12 +61,31 @@ class LocalRunRegistry:
             run.detach()
 
     async def stop(self, message_id: int) -> bool:
-        """Ask the run to stop; False if this process has no live run for it."""
+        """Ask the run to stop; False if no process has a live run for it."""
         run = self._runs.get(message_id)
         return run is not None and run.stop("requested")
 
-    async def wait(self, message_id: int) -> None:
-        """Wait until the run has ended (tests and shutdown use this)."""
-        run = self._runs.get(message_id)
-        if run and run.task:
-            await asyncio.shield(run.task)
+    def ensure_services(self) -> None:
+        """Start this process's background work (the reaper, and Redis upkeep) once."""
+        if self._services is None or self._services.done():
+            self._services = asyncio.create_task(self._serve(), context=contextvars.Context())
+
+    async def _serve(self) -> None:
+        await self._every(REAP_EVERY_SECONDS, self._reap)
+
+    async def _reap(self) -> None:
+        count = await reap_interrupted(self.is_running)
+        if count:
+            logger.warning("marked %d interrupted replies as failed", count)
+
+    @staticmethod
+    async def _every(seconds: float, step) -> None:
+        """Run `step` now and then every `seconds`, surviving its failures."""
+        while True:
+            try:
+                await step()
+            except Exception:
+                logger.exception("background step %s failed; retrying", step.__name__)
+                await asyncio.sleep(max(seconds, 1))
+                continue
+            await asyncio.sleep(seconds)

@@ -40,6 +40,7 @@ class Run:
         self.started = started
         self.log = EventLog(ids.message_id)
         self.listeners = 0
+        self.remote_listeners = 0
         self.task: asyncio.Task | None = None
         self._consumer: asyncio.Task | None = None
         self._stop_reason: str | None = None
@@ -92,16 +93,30 @@ class Run:
         return True
 
     def attach(self) -> None:
-        """A listener arrived: the reply is wanted again."""
+        """A listener in this process arrived: the reply is wanted again."""
         self.listeners += 1
-        if self._grace:
-            self._grace.cancel()
-            self._grace = None
+        self._listeners_changed()
 
     def detach(self) -> None:
-        """A listener left: with nobody left, stop after the grace period."""
+        """A listener in this process left."""
         self.listeners -= 1
-        if self.listeners == 0 and not self.finished:
+        self._listeners_changed()
+
+    def set_remote_listeners(self, count: int) -> None:
+        """How many listeners other processes report (through Redis)."""
+        if count != self.remote_listeners:
+            self.remote_listeners = count
+            self._listeners_changed()
+
+    def _listeners_changed(self) -> None:
+        """Nobody left: stop after the grace period. Somebody back: keep going."""
+        if self.finished:
+            return
+        if self.listeners + self.remote_listeners > 0:
+            if self._grace:
+                self._grace.cancel()
+                self._grace = None
+        elif self._grace is None:
             self._arm_grace(settings.CHAT_DISCONNECT_GRACE_SECONDS)
 
     def _arm_grace(self, seconds: float) -> None:

@@ -1,5 +1,6 @@
 """The streaming endpoints: send a message and watch the reply, reattach, stop."""
 
+import contextlib
 from collections.abc import AsyncIterator
 
 from django.http import JsonResponse, StreamingHttpResponse
@@ -14,8 +15,10 @@ def sse_response(events: AsyncIterator[Event | None]) -> StreamingHttpResponse:
     """Events as text/event-stream, unbuffered, with keepalive comments while idle."""
 
     async def frames():
-        async for event in events:
-            yield KEEPALIVE if event is None else event.sse()
+        # aclosing: a client that leaves must count as a listener leaving, at once.
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield KEEPALIVE if event is None else event.sse()
 
     response = StreamingHttpResponse(frames(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
@@ -33,7 +36,7 @@ async def send_message(request, conversation_id: int):
         body.get("model"),
         replace_last=body.get("replace_last") is True,
     )
-    return sse_response(replies.follow_run(run))
+    return sse_response(await replies.follow_run(run))
 
 
 @api_endpoint("GET")

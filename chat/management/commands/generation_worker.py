@@ -1,0 +1,36 @@
+"""Run a generation worker: load the local model once and serve requests from Redis."""
+
+import asyncio
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from chat import db
+from chat.runs import registry
+
+
+class Command(BaseCommand):
+    help = "Serve local-model generation requests from the channel layer (needs REDIS_URL)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--check", action="store_true", help="Exit 0 if a worker is alive.")
+
+    def handle(self, check, **options):
+        from chat.worker import GenerationWorker, healthy
+
+        if check:
+            sys.exit(0 if healthy() else 1)
+        if not settings.REDIS_URL:
+            raise CommandError("Set REDIS_URL: workers take their requests from Redis.")
+        from chat.providers.local import LocalProvider
+
+        provider = LocalProvider()
+        started = time.perf_counter()
+        provider.preload()
+        self.stdout.write(f"Model loaded in {time.perf_counter() - started:.1f}s.")
+        reaped = asyncio.run(db.reap_interrupted(registry().is_running))
+        if reaped:
+            self.stdout.write(f"Marked {reaped} interrupted replies as failed.")
+        asyncio.run(GenerationWorker(provider).run())

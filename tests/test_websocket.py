@@ -1,0 +1,111 @@
+"""The websocket door: the same events, session auth and stop as the SSE API."""
+
+import asyncio
+import json
+
+import pytest
+import websockets
+from asgiref.sync import sync_to_async
+
+from chat.models import Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def alice_cookie(client, alice):
+    client.force_login(alice)
+    return client.cookies["sessionid"].value
+
+
+def connect(live_server_url: str, conversation_id: int, cookie: str | None):
+    url = live_server_url.replace("http://", "ws://") + f"/ws/conversations/{conversation_id}/"
+    headers = {"Origin": live_server_url}
+    if cookie:
+        headers["Cookie"] = f"sessionid={cookie}"
+    return websockets.connect(url, additional_headers=headers, open_timeout=5)
+
+
+async def receive_until_end(ws) -> list[dict]:
+    seen = []
+    while not seen or seen[-1]["type"] not in ("done", "error"):
+        seen.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+    return seen
+
+
+def text_of(messages: list[dict]) -> str:
+    return "".join(m["text"] for m in messages if m["type"] == "delta")
+
+
+async def stored(message_id: int) -> Message:
+    return await sync_to_async(Message.objects.get)(pk=message_id)
+
+
+async def test_it_streams_a_reply_over_the_websocket(live_server_url, alice_cookie, conversation):
+    async with connect(live_server_url, conversation["id"], alice_cookie) as ws:
+        await ws.send(json.dumps({"type": "send", "content": "Hello"}))
+        seen = await receive_until_end(ws)
+    start, done = seen[0], seen[-1]
+    assert start["type"] == "start" and start["conversation_id"] == conversation["id"]
+    assert done["type"] == "done" and done["status"] == "complete"
+    assert [m["id"] for m in seen] == [f"{start['message_id']}:{i}" for i in range(len(seen))]
+    assert text_of(seen) == (await stored(start["message_id"])).content
+
+
+async def test_it_stops_a_reply_over_the_websocket(
+    live_server_url, alice_cookie, conversation, settings
+):
+    settings.CHAT_FAKE_TOKENS_PER_SECOND = 10
+    async with connect(live_server_url, conversation["id"], alice_cookie) as ws:
+        await ws.send(json.dumps({"type": "send", "content": "Hello"}))
+        start = json.loads(await ws.recv())
+        json.loads(await ws.recv())  # the first delta
+        await ws.send(json.dumps({"type": "stop", "message_id": start["message_id"]}))
+        seen = await receive_until_end(ws)
+    assert seen[-1]["status"] == "stopped"
+    message = await stored(start["message_id"])
+    assert message.status == "stopped" and len(message.content.split()) < 40
+
+
+async def test_it_reattaches_after_the_last_event_id(
+    live_server_url, alice_cookie, conversation, settings
+):
+    settings.CHAT_FAKE_TOKENS_PER_SECOND = 20
+    async with connect(live_server_url, conversation["id"], alice_cookie) as ws:
+        await ws.send(json.dumps({"type": "send", "content": "Hello"}))
+        first = [json.loads(await ws.recv()) for _ in range(3)]
+    mid = first[0]["message_id"]
+    async with connect(live_server_url, conversation["id"], alice_cookie) as ws:
+        follow = {"type": "follow", "message_id": mid, "last_event_id": first[-1]["id"]}
+        await ws.send(json.dumps(follow))
+        rest = await receive_until_end(ws)
+    assert rest[0]["id"] == f"{mid}:3"
+    assert text_of(first) + text_of(rest) == (await stored(mid)).content
+
+
+async def test_bad_input_gets_an_error_message_not_a_crash(
+    live_server_url, alice_cookie, conversation
+):
+    async with connect(live_server_url, conversation["id"], alice_cookie) as ws:
+        await ws.send(json.dumps({"type": "send", "content": ""}))
+        assert json.loads(await ws.recv())["code"] == "empty_content"
+        await ws.send(json.dumps({"type": "dance"}))
+        assert json.loads(await ws.recv())["code"] == "bad_type"
+
+
+async def test_it_refuses_a_visitor_without_a_session(live_server_url, conversation):
+    with pytest.raises(websockets.exceptions.InvalidStatus):
+        async with connect(live_server_url, conversation["id"], None):
+            pass
+
+
+@pytest.fixture
+def bob_cookie(client, bob):
+    client.force_login(bob)
+    return client.cookies["sessionid"].value
+
+
+async def test_it_refuses_another_users_conversation(live_server_url, bob_cookie, conversation):
+    with pytest.raises(websockets.exceptions.InvalidStatus):
+        async with connect(live_server_url, conversation["id"], bob_cookie):
+            pass

@@ -9,7 +9,7 @@ from django.conf import settings
 
 from chat import db, events
 from chat.db import INTERRUPTED
-from chat.errors import BadRequest, TooLarge
+from chat.errors import BadRequest, ChatError, TooLarge
 from chat.events import Event
 from chat.models import Message
 from chat.providers import Generation, provider_for
@@ -51,12 +51,17 @@ async def start_reply(
     content = clean_content(content)
     conversation = await db.conversation_for_user(user, conversation_id)
     model = check_model(model if model is not None else (conversation.model or None))
+    await registry().check()  # refuse now, before anything is stored, if Redis is down
     conversation, user_message, reply, prompt = await db.begin_reply(
         user, conversation.id, content, model, registry().is_running, bool(replace_last)
     )
     ids = ReplyIds(reply.id, user_message.id, conversation.id)
     run = Run(ids, provider_for(model), Generation(model, prompt, **options), started)
-    await registry().launch(run)
+    try:
+        await registry().launch(run)
+    except ChatError as error:
+        await db.finish_reply(reply.id, status=Message.Status.FAILED, error=error.message)
+        raise
     return run
 
 

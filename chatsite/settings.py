@@ -138,6 +138,8 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 
 REDIS_URL = os.getenv("REDIS_URL", "")
+# Namespaces this deployment's keys in a shared Redis (and keeps test runs apart).
+CHAT_REDIS_PREFIX = os.getenv("CHAT_REDIS_PREFIX", "chat")
 CHANNEL_CAPACITY = envnum("CHAT_CHANNEL_CAPACITY", "20000", minimum=100)
 # Where web processes send local-model work (REDIS_URL set): any worker may take it.
 CHAT_WORKER_CHANNEL = os.getenv("CHAT_WORKER_CHANNEL", "chat-generate")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -22,6 +23,9 @@ def _test_settings(settings):
     settings.CHAT_DEFAULT_MODEL = "fake"
     settings.CHAT_FAKE_TOKENS_PER_SECOND = 50
     settings.CHAT_FAKE_TOKENS = 40
+    # With REDIS_URL set, keep this run's keys and worker queue apart from any other's.
+    settings.CHAT_REDIS_PREFIX = f"chattest{os.getpid()}"
+    settings.CHAT_WORKER_CHANNEL = f"chat-generate-test{os.getpid()}"
     providers.reset()
     yield settings
     providers.reset()

@@ -25,6 +25,9 @@ class LocalRunRegistry:
         self._runs: dict[int, Run] = {}
         self._services: asyncio.Task | None = None
 
+    async def check(self) -> None:
+        """Raise Unavailable if runs cannot be started right now."""
+
     async def launch(self, run: Run) -> None:
         """Start `run` and keep it findable by its message id."""
         self.ensure_services()

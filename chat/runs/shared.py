@@ -47,7 +47,7 @@ REDIS_DOWN = "The message service (Redis) is unreachable; try again in a moment.
 
 
 def key(message_id: int, part: str) -> str:
-    return f"chat:run:{message_id}:{part}"
+    return f"{settings.CHAT_REDIS_PREFIX}:run:{message_id}:{part}"
 
 
 @contextlib.contextmanager
@@ -84,15 +84,21 @@ class RedisRunRegistry(LocalRunRegistry):
             )
         return self._redis
 
+    async def check(self) -> None:
+        with redis_errors():
+            await self.client.ping()
+
     async def launch(self, run: Run) -> None:
         with redis_errors():
             await self._ensure_channel()
             mid = run.ids.message_id
             await self.client.set(key(mid, "owner"), self.channel, ex=OWNER_TTL_SECONDS)
-            run.log.on_append = self._outbox_add
-            await super().launch(run)
-            # The start event is in Redis before the response begins, so a reload that
-            # lands on another process finds the reply at once.
+        run.log.on_append = self._outbox_add
+        await super().launch(run)
+        # The start event is in Redis before the response begins, so a reload that lands
+        # on another process finds the reply at once. Once the run has started, a
+        # Redis failure only delays the mirror: the writer retries.
+        with contextlib.suppress(redis.RedisError, OSError):
             await self._flush_outbox()
 
     def is_running(self, message_id: int) -> bool:

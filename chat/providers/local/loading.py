@@ -1,6 +1,6 @@
 """Finding and loading the local model, once per process, through a safetensors cache.
 
-A GGUF file is dequantized on its first load (~15 s on two cores) and saved as
+A GGUF file is dequantized on its first load (15-20 s on two cores) and saved as
 safetensors under CHAT_MODEL_CACHE_DIR/<model id>/, so later starts take ~1.5 s.
 """
 

@@ -121,7 +121,7 @@ def _generate(loaded: LoadedModel, generation: Generation, streamer, halt) -> No
         max_new_tokens=min(generation.max_tokens or settings.CHAT_MAX_NEW_TOKENS, room),
         streamer=streamer,
         stopping_criteria=StoppingCriteriaList([_StopWhenSet(generation.stop, halt)]),
-        pad_token_id=loaded.tokenizer.pad_token_id or loaded.tokenizer.eos_token_id,
+        pad_token_id=_pad_id(loaded.tokenizer),
     )
 
 
@@ -179,6 +179,11 @@ def _raise_if_failed(worker: asyncio.Future) -> None:
         raise ProviderError(
             "generation_failed", "The local model failed while writing the reply."
         ) from exc
+
+
+def _pad_id(tokenizer) -> int | None:
+    # Passing it spares a warning per reply from tokenizers that define none.
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 def _eos_ids(loaded: LoadedModel) -> set[int]:

@@ -1,0 +1,117 @@
+"""Web and worker processes for scale-out tests: real subprocesses on loopback."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PR_SET_PDEATHSIG = 1
+
+
+def database_url() -> str:
+    """The test database, as DATABASE_URL, so subprocesses share it with the test."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def environment(redis_url: str, **extra) -> dict:
+    """The settings a subprocess gets: this test run's database, Redis and namespaces."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": redis_url,
+        "CHAT_REDIS_PREFIX": settings.CHAT_REDIS_PREFIX,
+        "CHAT_WORKER_CHANNEL": settings.CHAT_WORKER_CHANNEL,
+        "CHAT_MODEL_CACHE_DIR": str(settings.CHAT_MODEL_CACHE_DIR),
+        "CHAT_FAKE_MODEL": "true",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update({name: str(value) for name, value in extra.items()})
+    return env
+
+
+def _die_with_parent() -> None:
+    """Linux: if the test run itself is killed, take its servers and workers along."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Process:
+    """A subprocess with its output in a log file, stopped (or killed) on demand."""
+
+    def __init__(self, name: str, args: list[str], env: dict, log_dir: Path):
+        self.name = name
+        self.log = log_dir / f"{name}.log"
+        self.popen = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def wait_for_output(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if self.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} never said {text!r}:\n{self.output()}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, as when a machine dies."""
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(10)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_worker(env: dict, log_dir: Path, name: str = "worker") -> Process:
+    worker = Process(name, [sys.executable, "manage.py", "generation_worker"], env, log_dir)
+    worker.wait_for_output("generation worker ready")
+    return worker
+
+
+def start_web(env: dict, log_dir: Path, name: str) -> tuple[Process, str]:
+    port = free_port()
+    args = [sys.executable, "-m", "uvicorn", "chatsite.asgi:application",
+            "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"]  # fmt: skip
+    web = Process(name, args, env, log_dir)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url + "/login/", timeout=1)
+            return web, url
+        except httpx.TransportError:
+            if web.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n{web.output()}") from None
+            time.sleep(0.1)

@@ -1,0 +1,148 @@
+"""Two web processes and a generation worker on real Redis: resume, stop and faults across them."""
+
+import subprocess
+import time
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import redis
+
+from chat.models import ApiKey, Message
+from tests.conftest import send
+from tests.processes import Process, environment, free_port, start_web, start_worker
+from tests.sse import EventStream, text_of
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.model]
+LOCAL = "smollm2-135m"
+STORY = "Write a long story about a lighthouse keeper and the sea."
+
+
+@pytest.fixture
+def redis_url(settings):
+    url = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.ConnectionError:
+        pytest.skip(f"no Redis at {url}; .ci/run starts one")
+    return url
+
+
+@dataclass
+class Cluster:
+    env: dict
+    worker: Process
+    a: httpx.Client
+    b: httpx.Client
+
+
+def client(url: str, user) -> httpx.Client:
+    _key, raw = ApiKey.issue(user)
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {raw}"}, timeout=30)
+
+
+@pytest.fixture
+def cluster(redis_url, tmp_path, alice):
+    env = environment(redis_url, CHAT_MAX_NEW_TOKENS=120, CHAT_DISCONNECT_GRACE_SECONDS=20)
+    worker = start_worker(env, tmp_path)
+    web_a, url_a = start_web(env, tmp_path, "web-a")
+    web_b, url_b = start_web(env, tmp_path, "web-b")
+    with client(url_a, alice) as a, client(url_b, alice) as b:
+        yield Cluster(env, worker, a, b)
+    for process in (web_a, web_b, worker):
+        process.stop()
+
+
+def local_chat(api: httpx.Client) -> int:
+    return api.post("/api/conversations", json={"model": LOCAL}).json()["id"]
+
+
+def reattach(api, message_id: int, last_event_id: str) -> EventStream:
+    headers = {"Last-Event-ID": last_event_id}
+    request = api.build_request("GET", f"/api/messages/{message_id}/stream", headers=headers)
+    return EventStream(api.send(request, stream=True))
+
+
+def settled(message_id: int, timeout: float = 15) -> Message:
+    deadline = time.monotonic() + timeout
+    while (message := Message.objects.get(pk=message_id)).status == Message.Status.STREAMING:
+        assert time.monotonic() < deadline, "the reply never ended"
+        time.sleep(0.1)
+    return message
+
+
+def test_a_reply_started_on_a_resumes_on_b_and_stops_from_a(cluster):
+    with send(cluster.a, local_chat(cluster.a), STORY) as stream:
+        first = [*stream.until("delta"), next(stream)]
+    mid = first[0].data["message_id"]
+    assert first[0].data["model"] == LOCAL
+    with reattach(cluster.b, mid, first[-1].id) as rest:
+        more = [next(rest)]
+        assert more[0].id == f"{mid}:{len(first)}", "B did not resume right after A's last event"
+        assert cluster.a.post(f"/api/messages/{mid}/stop").status_code == 202
+        more += rest.all()
+    assert more[-1].event == "done" and more[-1].data["status"] == "stopped"
+    message = settled(mid)
+    assert message.status == "stopped"
+    assert message.content == text_of(first) + text_of(more)
+    assert 0 < message.output_tokens < 120
+
+
+def test_a_second_tab_on_another_process_sees_the_same_live_reply(cluster):
+    with send(cluster.a, local_chat(cluster.a), "Name three colours.") as stream:
+        start = next(stream)
+        with reattach(cluster.b, start.data["message_id"], "") as other:
+            seen_by_b = other.all()
+        seen_by_a = [start, *stream.all()]
+    assert seen_by_a[-1].data["status"] == "complete"
+    assert text_of(seen_by_a) == text_of(seen_by_b) != ""
+
+
+def test_a_killed_worker_fails_the_reply_quickly_and_keeps_its_text(cluster, tmp_path):
+    with send(cluster.a, local_chat(cluster.a), STORY) as stream:
+        first = stream.until("delta")
+        cluster.worker.kill()
+        killed = time.monotonic()
+        rest = stream.all()
+        waited = time.monotonic() - killed
+    assert rest[-1].event == "error"
+    assert rest[-1].data["code"] == "worker_lost"
+    assert waited < 10, f"the error came {waited:.1f}s after the worker died"
+    message = settled(first[0].data["message_id"])
+    assert message.status == "failed"
+    assert message.content == text_of(first + rest) != ""
+
+    replacement = start_worker(cluster.env, tmp_path, "worker-2")
+    try:
+        with send(cluster.b, local_chat(cluster.b), "Say hello.") as stream:
+            assert stream.all()[-1].data["status"] == "complete"
+    finally:
+        replacement.stop()
+
+
+def test_without_redis_it_answers_503_stays_up_and_recovers(tmp_path, alice, redis_url):
+    port = free_port()
+    server = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"]
+    own_redis = subprocess.Popen(server, stdout=subprocess.DEVNULL)
+    env = environment(f"redis://127.0.0.1:{port}/0")
+    web, url = start_web(env, tmp_path, "web")
+    try:
+        with client(url, alice) as api:
+            conversation = api.post("/api/conversations", json={"model": "fake"}).json()["id"]
+            own_redis.kill()
+            own_redis.wait()
+            refused = api.post(
+                f"/api/conversations/{conversation}/messages", json={"content": "hi"}
+            )
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "service_unavailable"
+            assert not Message.objects.exists(), "a refused message was half stored"
+            assert api.get("/api/conversations").status_code == 200
+
+            own_redis = subprocess.Popen(server, stdout=subprocess.DEVNULL)
+            time.sleep(0.5)
+            with send(api, conversation, "hi again") as stream:
+                assert stream.all()[-1].data["status"] == "complete"
+    finally:
+        own_redis.kill()
+        web.stop()

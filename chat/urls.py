@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat.views import api, pages, stream
+from chat.views import api, history, pages, stream
 
 urlpatterns = [
     path("", pages.chat, name="chat"),
@@ -16,4 +16,10 @@ urlpatterns = [
     ),
     path("api/messages/<int:message_id>/stream", stream.message_stream, name="api-stream"),
     path("api/messages/<int:message_id>/stop", stream.stop_message, name="api-stop"),
+    path(
+        "api/conversations/<int:conversation_id>/export",
+        history.export_conversation,
+        name="api-export-conversation",
+    ),
+    path("api/export", history.export_account, name="api-export"),
 ]

@@ -22,4 +22,5 @@ urlpatterns = [
         name="api-export-conversation",
     ),
     path("api/export", history.export_account, name="api-export"),
+    path("api/import", history.import_history, name="api-import"),
 ]

@@ -1,11 +1,15 @@
 from django.urls import path
 
-from chat.views import api, history, pages, stream
+from chat.views import account, api, history, pages, stream
 
 urlpatterns = [
     path("", pages.chat, name="chat"),
     path("c/<int:conversation_id>/", pages.chat, name="conversation"),
     path("signup/", pages.signup, name="signup"),
+    path("account/", account.account, name="account"),
+    path("account/keys", account.create_key, name="account-create-key"),
+    path("account/keys/<int:key_id>/revoke", account.revoke_key, name="account-revoke-key"),
+    path("account/import", account.import_history, name="account-import"),
     path("api/models", api.models, name="api-models"),
     path("api/conversations", api.conversations, name="api-conversations"),
     path("api/conversations/<int:conversation_id>", api.conversation, name="api-conversation"),

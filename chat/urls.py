@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat.views import account, api, history, pages, stream
+from chat.views import account, api, history, openai_api, pages, stream
 
 urlpatterns = [
     path("", pages.chat, name="chat"),
@@ -27,4 +27,7 @@ urlpatterns = [
     ),
     path("api/export", history.export_account, name="api-export"),
     path("api/import", history.import_history, name="api-import"),
+    path("v1/models", openai_api.models, name="v1-models"),
+    path("v1/models/<path:model_id>", openai_api.model, name="v1-model"),
+    path("v1/chat/completions", openai_api.chat_completions, name="v1-chat-completions"),
 ]

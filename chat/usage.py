@@ -33,7 +33,8 @@ class Usage:
 
 def usage_for(user) -> Usage:
     """`user`'s totals, and per model the replies, output tokens and median TTFT."""
-    replies = Message.objects.for_user(user).filter(role=Message.Role.ASSISTANT)
+    # Assistant turns a client sent along (OpenAI-style) name no model: not our replies.
+    replies = Message.objects.for_user(user).filter(role=Message.Role.ASSISTANT).exclude(model="")
     rows = (
         replies.values("model")
         .annotate(replies=Count("id"), tokens=Sum("output_tokens"), timed=Count("ttft_ms"))

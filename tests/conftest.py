@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import openai
 import pytest
 import uvicorn
 
@@ -89,6 +90,15 @@ def api(transactional_db, live_server_url, alice):
 @pytest.fixture
 def bob_api(transactional_db, live_server_url, bob):
     with _client(live_server_url, bob) as client:
+        yield client
+
+
+@pytest.fixture
+def openai_client(transactional_db, live_server_url, alice):
+    """The official `openai` client with a key of alice's, pointed at the live server's /v1."""
+    _key, raw = ApiKey.issue(alice)
+    base_url = f"{live_server_url}/v1"
+    with openai.OpenAI(base_url=base_url, api_key=raw, max_retries=0, timeout=30) as client:
         yield client
 
 

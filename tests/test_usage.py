@@ -45,3 +45,11 @@ def test_it_counts_only_the_users_own(alice, bob):
     replies(bob, "fake", [100, 100])
     usage = usage_for(alice)
     assert (usage.conversations, usage.messages, usage.replies, usage.by_model) == (0, 0, 0, [])
+
+
+def test_assistant_turns_a_client_sent_along_are_not_counted_as_replies(alice):
+    conversation = replies(alice, "fake", [100])
+    conversation.messages.create(role="assistant", content="written by the client")
+    usage = usage_for(alice)
+    assert usage.replies == 1
+    assert [m.model for m in usage.by_model] == ["fake"]

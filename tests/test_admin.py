@@ -81,6 +81,25 @@ def test_the_transcript_is_a_read_only_inline(admin_client, history):
     assert 'name="flagged"' in page
 
 
+def test_staff_flag_a_conversation_from_its_page_without_touching_the_transcript(
+    admin_client, history
+):
+    otters = history["Otters"]
+    management = {
+        "messages-TOTAL_FORMS": 4,
+        "messages-INITIAL_FORMS": 4,
+        "messages-MIN_NUM_FORMS": 0,
+        "messages-MAX_NUM_FORMS": 1000,
+    }
+    response = admin_client.post(
+        f"{CHANGELIST}{otters.pk}/change/", {"flagged": "on", "title": "changed", **management}
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    otters.refresh_from_db()
+    assert (otters.flagged, otters.title) == (True, "Otters")
+    assert otters.messages.count() == 4
+
+
 def test_it_flags_and_unflags_the_selected_conversations(admin_client, history):
     chosen = [history["Otters"].pk, history["Bob's secret plan"].pk]
     admin_client.post(CHANGELIST, {"action": "flag", "_selected_action": chosen})

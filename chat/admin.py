@@ -1,28 +1,169 @@
-from django.contrib import admin
+"""The staff's review: conversations with their transcripts, flags, exports, and usage."""
 
+from django.contrib import admin
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, OuterRef, Sum
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from chat import exports
 from chat.models import ApiKey, Conversation, Message
+from chat.usage import usage_for
+from chat.views.download import download_response
+
+User = get_user_model()
+
+
+def usage_url(user) -> str:
+    return reverse("admin:chat_conversation_usage", args=[user.pk])
 
 
 class MessageInline(admin.TabularInline):
+    """The transcript, read-only: staff review conversations, they do not edit them."""
+
     model = Message
     extra = 0
     can_delete = False
-    fields = ["role", "status", "content", "model", "ttft_ms", "output_tokens", "duration_ms"]
+    fields = ["created_at", "role", "status", "content", "model", "ttft_ms", "output_tokens"]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ReplyStatusFilter(admin.SimpleListFilter):
+    """Conversations with at least one message in the chosen status."""
+
+    title = "message status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return Message.Status.choices
+
+    def queryset(self, request, queryset):
+        if self.value() not in Message.Status.values:
+            return queryset
+        with_status = Message.objects.filter(conversation=OuterRef("pk"), status=self.value())
+        return queryset.filter(Exists(with_status))
+
+
+class LastActivityFilter(admin.DateFieldListFilter):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = "last activity"
+
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["title", "owner", "model", "updated_at"]
-    search_fields = ["title", "owner__username", "messages__content"]
-    list_filter = ["model"]
+    list_display = [
+        "__str__", "owner_usage", "model", "messages_column", "tokens_column", "last_activity",
+        "flagged",
+    ]  # fmt: skip
+    list_filter = ["model", ReplyStatusFilter, ("updated_at", LastActivityFilter), "flagged"]
+    search_fields = ["title", "messages__content", "owner__username", "owner__email"]
+    list_select_related = ["owner"]
+    fields = ["owner", "title", "model", "system_prompt", "created_at", "updated_at", "flagged"]
+    readonly_fields = fields[:-1]
     inlines = [MessageInline]
+    actions = ["flag", "unflag", "export_jsonl"]
+
+    def get_queryset(self, request):
+        conversations = super().get_queryset(request)
+        return conversations.annotate(
+            message_count=Count("messages"), token_count=Sum("messages__output_tokens")
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        # Searching message text joins the messages once more, which would multiply the
+        # counts on the list: search in a subquery instead, and there are no duplicates.
+        if not search_term.strip():
+            return queryset, False
+        found, _duplicates = super().get_search_results(
+            request, Conversation.objects.all(), search_term
+        )
+        return queryset.filter(pk__in=found.values("pk")), False
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="owner", ordering="owner__username")
+    def owner_usage(self, conversation):
+        owner = conversation.owner
+        return format_html('<a href="{}" title="Usage">{}</a>', usage_url(owner), owner)
+
+    @admin.display(description="messages", ordering="message_count")
+    def messages_column(self, conversation):
+        return conversation.message_count
+
+    @admin.display(description="tokens", ordering="token_count")
+    def tokens_column(self, conversation):
+        return conversation.token_count or 0
+
+    @admin.display(description="last activity", ordering="updated_at")
+    def last_activity(self, conversation):
+        return conversation.updated_at
+
+    @admin.action(description="Flag the selected conversations", permissions=["change"])
+    def flag(self, request, queryset):
+        count = queryset.update(flagged=True)
+        self.message_user(request, f"Flagged {count} conversations.")
+
+    @admin.action(description="Unflag the selected conversations", permissions=["change"])
+    def unflag(self, request, queryset):
+        count = queryset.update(flagged=False)
+        self.message_user(request, f"Unflagged {count} conversations.")
+
+    @admin.action(description="Export the selected conversations as JSONL", permissions=["view"])
+    def export_jsonl(self, request, queryset):
+        # A plain queryset of the selection: the list's counting joins are not needed.
+        selected = Conversation.objects.filter(pk__in=queryset.values("pk"))
+        parts = exports.export(selected, "jsonl")
+        content_type = exports.CONTENT_TYPES["jsonl"]
+        return download_response(exports.Download("conversations.jsonl", content_type, parts))
+
+    def get_urls(self):
+        usage = self.admin_site.admin_view(self.usage_view)
+        mine = [path("usage/<int:user_id>/", usage, name="chat_conversation_usage")]
+        return mine + super().get_urls()
+
+    def usage_view(self, request, user_id: int):
+        """One user's messages, tokens and time to first token per model."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        subject = get_object_or_404(User, pk=user_id)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Usage of {subject}",
+            "subject": subject,
+            "usage": usage_for(subject),
+        }
+        return TemplateResponse(request, "admin/chat/usage.html", context)
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["prefix", "user", "name", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(auth_admin.UserAdmin):
+    """Django's user admin, with a link to each user's usage."""
+
+    list_display = [*auth_admin.UserAdmin.list_display, "usage"]
+
+    @admin.display(description="usage")
+    def usage(self, user):
+        return format_html('<a href="{}">Usage</a>', usage_url(user))

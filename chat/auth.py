@@ -35,17 +35,19 @@ def user_for_key(raw_key: str):
     return key.user
 
 
+def bearer_user(request):
+    """The user whose key is in the `Authorization: Bearer` header; raises Unauthorized."""
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    user = user_for_key(raw.strip()) if scheme.lower() == "bearer" and raw.strip() else None
+    if user is None:
+        raise Unauthorized("The API key is missing, malformed or revoked.", code="invalid_api_key")
+    return user
+
+
 def authenticate(request):
     """The user behind `request`, checking CSRF for sessions; raises Unauthorized/Forbidden."""
-    header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, raw = header.partition(" ")
-        user = user_for_key(raw.strip()) if scheme.lower() == "bearer" and raw.strip() else None
-        if user is None:
-            raise Unauthorized(
-                "The API key is missing, malformed or revoked.", code="invalid_api_key"
-            )
-        return user
+    if request.headers.get("Authorization"):
+        return bearer_user(request)
     user = request.user
     if not user.is_authenticated:
         raise Unauthorized("Sign in, or send 'Authorization: Bearer <key>'.")

@@ -97,6 +97,22 @@ def reap_interrupted(is_running: Callable[[int], bool]) -> int:
 
 
 @database_sync_to_async
+def start_conversation(
+    user, model: str, title: str, system_prompt: str, turns: list[dict]
+) -> Conversation:
+    """A new conversation holding the turns a client sent along, each a complete message."""
+    with transaction.atomic():
+        conversation = Conversation.objects.create(
+            owner=user, model=model, title=title, system_prompt=system_prompt
+        )
+        Message.objects.bulk_create(
+            Message(conversation=conversation, role=turn["role"], content=turn["content"])
+            for turn in turns
+        )
+    return conversation
+
+
+@database_sync_to_async
 def checkpoint_reply(message_id: int, content: str) -> None:
     """Save the text so far, so a crash loses at most a second of it."""
     Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(content=content)

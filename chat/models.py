@@ -6,6 +6,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class ConversationQuerySet(models.QuerySet):
@@ -31,8 +32,10 @@ class Conversation(models.Model):
     title = models.CharField(max_length=200, blank=True, default="")
     model = models.CharField(max_length=200)
     system_prompt = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    # A default rather than auto_now_add, so an import can keep the original times.
+    created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    flagged = models.BooleanField(default=False, db_index=True, help_text="Marked for review.")
 
     objects = ConversationQuerySet.as_manager()
 
@@ -77,7 +80,7 @@ class Message(models.Model):
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now)
 
     objects = MessageQuerySet.as_manager()
 
@@ -96,6 +99,9 @@ def hash_key(raw_key: str) -> str:
 class ApiKeyQuerySet(models.QuerySet):
     def active(self):
         return self.filter(revoked_at__isnull=True)
+
+    def for_user(self, user):
+        return self.filter(user=user)
 
 
 class ApiKey(models.Model):

@@ -65,6 +65,27 @@ async def start_reply(
     return run
 
 
+async def start_completion(user, messages: list[dict], model, **options) -> Run:
+    """Start a reply to a whole chat sent at once (the OpenAI-compatible door).
+
+    The chat becomes a new conversation of `user`'s: titled from its first user message,
+    system messages as its system prompt, earlier turns stored as complete messages. The
+    last message, the user's, then goes through `start_reply` like any other.
+    """
+    model = check_model(model)
+    if not messages or messages[-1].get("role") != Message.Role.USER:
+        raise BadRequest("The last message must be the user's.", code="invalid_messages")
+    if any(m.get("role") not in Message.Role.values for m in messages):
+        raise BadRequest("Roles are system, user and assistant.", code="invalid_messages")
+    *earlier, last = messages
+    content = clean_content(last.get("content"))
+    system = "\n\n".join(m["content"] for m in earlier if m["role"] == Message.Role.SYSTEM)
+    turns = [m for m in earlier if m["role"] != Message.Role.SYSTEM]
+    first = next(m["content"] for m in messages if m["role"] == Message.Role.USER)
+    conversation = await db.start_conversation(user, model, db.title_from(first), system, turns)
+    return await start_reply(user, conversation.id, content, model, **options)
+
+
 async def follow_run(run: Run) -> AsyncIterator[Event | None]:
     """The events of a reply this request just started, from its first."""
     return await registry().follow(run.ids.message_id, -1)

@@ -1,11 +1,15 @@
 from django.urls import path
 
-from chat.views import api, pages, stream
+from chat.views import account, api, history, openai_api, pages, stream
 
 urlpatterns = [
     path("", pages.chat, name="chat"),
     path("c/<int:conversation_id>/", pages.chat, name="conversation"),
     path("signup/", pages.signup, name="signup"),
+    path("account/", account.account, name="account"),
+    path("account/keys", account.create_key, name="account-create-key"),
+    path("account/keys/<int:key_id>/revoke", account.revoke_key, name="account-revoke-key"),
+    path("account/import", account.import_history, name="account-import"),
     path("api/models", api.models, name="api-models"),
     path("api/conversations", api.conversations, name="api-conversations"),
     path("api/conversations/<int:conversation_id>", api.conversation, name="api-conversation"),
@@ -16,4 +20,14 @@ urlpatterns = [
     ),
     path("api/messages/<int:message_id>/stream", stream.message_stream, name="api-stream"),
     path("api/messages/<int:message_id>/stop", stream.stop_message, name="api-stop"),
+    path(
+        "api/conversations/<int:conversation_id>/export",
+        history.export_conversation,
+        name="api-export-conversation",
+    ),
+    path("api/export", history.export_account, name="api-export"),
+    path("api/import", history.import_history, name="api-import"),
+    path("v1/models", openai_api.models, name="v1-models"),
+    path("v1/models/<path:model_id>", openai_api.model, name="v1-model"),
+    path("v1/chat/completions", openai_api.chat_completions, name="v1-chat-completions"),
 ]

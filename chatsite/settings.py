@@ -195,6 +195,9 @@ CHAT_KEEPALIVE_SECONDS = envnum("CHAT_KEEPALIVE_SECONDS", "15", kind=float, mini
 CHAT_EVENT_LOG_TTL_SECONDS = envnum("CHAT_EVENT_LOG_TTL_SECONDS", "600", kind=float)
 CHAT_MAX_CONTENT_CHARS = envnum("CHAT_MAX_CONTENT_CHARS", "32000", minimum=1)
 
+# History files: the largest import accepted (ChatGPT exports run to tens of megabytes).
+CHAT_IMPORT_MAX_BYTES = envnum("CHAT_IMPORT_MAX_BYTES", str(100 * 1024 * 1024), minimum=1)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

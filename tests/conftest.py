@@ -6,13 +6,15 @@ import os
 import socket
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
+import openai
 import pytest
 import uvicorn
 
 from chat import providers
-from chat.models import ApiKey
+from chat.models import ApiKey, Conversation
 from tests.sse import EventStream
 
 
@@ -96,6 +98,15 @@ def bob_api(transactional_db, live_server_url, bob):
 
 
 @pytest.fixture
+def openai_client(transactional_db, live_server_url, alice):
+    """The official `openai` client with a key of alice's, pointed at the live server's /v1."""
+    _key, raw = ApiKey.issue(alice)
+    base_url = f"{live_server_url}/v1"
+    with openai.OpenAI(base_url=base_url, api_key=raw, max_retries=0, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
 def conversation(api):
     """A new conversation of alice's on the fake model."""
     return api.post("/api/conversations", json={"model": "fake"}).json()
@@ -107,3 +118,59 @@ def send(client: httpx.Client, conversation_id: int, content: str, **body) -> Ev
         "POST", f"/api/conversations/{conversation_id}/messages", json={"content": content, **body}
     )
     return EventStream(client.send(request, stream=True))
+
+
+def at(minute: int) -> datetime:
+    """A fixed moment, `minute` minutes into 1 March 2025 (UTC)."""
+    return datetime(2025, 3, 1, 9, 0, tzinfo=UTC) + timedelta(minutes=minute, microseconds=123)
+
+
+def make_conversation(owner, title: str, turns: list[tuple], **fields) -> Conversation:
+    """A stored conversation: `turns` are (role, content, status) with times a minute apart."""
+    conversation = Conversation.objects.create(
+        owner=owner, title=title, model="fake", created_at=at(0), **fields
+    )
+    for minute, (role, content, status) in enumerate(turns, start=1):
+        reply = role == "assistant"
+        conversation.messages.create(
+            role=role,
+            content=content,
+            status=status,
+            created_at=at(minute),
+            model="fake" if reply else "",
+            ttft_ms=40 + minute if reply else None,
+            output_tokens=len(content.split()) if reply else None,
+            duration_ms=400 + minute if reply else None,
+            error="The fake model failed, as asked." if status == "failed" else "",
+        )
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=at(len(turns)))
+    conversation.refresh_from_db()
+    return conversation
+
+
+@pytest.fixture
+def alices_history(alice) -> list[Conversation]:
+    """Two conversations of alice's: a persona, and replies complete, stopped and failed."""
+    return [
+        make_conversation(
+            alice,
+            "Otters",
+            [
+                ("user", "Tell me about otters.", "complete"),
+                ("assistant", "Otters hold hands while they sleep.", "complete"),
+                ("user", "And sea otters?", "complete"),
+                ("assistant", "Sea otters use", "stopped"),
+            ],
+            system_prompt="You are a marine biologist.",
+        ),
+        make_conversation(
+            alice,
+            "Ünïcödé & <markup>",
+            [("user", "fail now", "complete"), ("assistant", "The quick", "failed")],
+        ),
+    ]
+
+
+@pytest.fixture
+def bobs_conversation(bob) -> Conversation:
+    return make_conversation(bob, "Bob's secret plan", [("user", "my secret plan", "complete")])

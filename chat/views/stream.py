@@ -11,8 +11,16 @@ from chat.events import KEEPALIVE, Event, parse_event_id
 from .endpoint import api_endpoint, read_json
 
 
+def event_stream_response(frames: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    """Server-Sent Events frames as text/event-stream, unbuffered."""
+    response = StreamingHttpResponse(frames, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
 def sse_response(events: AsyncIterator[Event | None]) -> StreamingHttpResponse:
-    """Events as text/event-stream, unbuffered, with keepalive comments while idle."""
+    """Events as text/event-stream, with keepalive comments while idle."""
 
     async def frames():
         # aclosing: a client that leaves must count as a listener leaving, at once.
@@ -20,10 +28,7 @@ def sse_response(events: AsyncIterator[Event | None]) -> StreamingHttpResponse:
             async for event in events:
                 yield KEEPALIVE if event is None else event.sse()
 
-    response = StreamingHttpResponse(frames(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return event_stream_response(frames())
 
 
 @api_endpoint("POST")

@@ -1,0 +1,88 @@
+"""Conversations from a file into a user's history: all of them, or on any error none.
+
+Two kinds of file are read: our own JSON export (`chatsite`), which comes back exactly
+as it was, and ChatGPT's `conversations.json` (`chatgpt`), bare or in its zip.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import asdict, dataclass
+
+from django.db import transaction
+
+from chat.models import Conversation, Message
+
+from . import chatgpt, chatsite
+from .records import ConversationRecord, InvalidImport
+
+__all__ = ["ImportResult", "InvalidImport", "import_history", "parse", "read_file"]
+
+BATCH = 500
+CHATGPT_FILE = "conversations.json"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    conversation_ids: list[int]
+    messages: int
+
+
+def read_file(raw: bytes):
+    """The JSON in an uploaded file (or in ChatGPT's export zip); InvalidImport if none."""
+    if raw.startswith(b"PK\x03\x04"):
+        raw = _from_zip(raw)
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidImport(f"The file is not valid JSON: {exc}.") from None
+
+
+def _from_zip(raw: bytes) -> bytes:
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            names = [n for n in archive.namelist() if n.rsplit("/", 1)[-1] == CHATGPT_FILE]
+            if not names:
+                raise InvalidImport(f"The zip file holds no {CHATGPT_FILE}.")
+            return archive.read(names[0])
+    except zipfile.BadZipFile:
+        raise InvalidImport("The file looks like a zip file but cannot be opened.") from None
+
+
+def parse(data) -> list[ConversationRecord]:
+    """Every conversation in the file, checked; InvalidImport names the first problem."""
+    if chatsite.looks_like(data):
+        return chatsite.parse(data)
+    if chatgpt.looks_like(data):
+        return chatgpt.parse(data)
+    raise InvalidImport(
+        "This is neither a chatsite export (an object with 'conversations') nor "
+        "ChatGPT's conversations.json (a list of conversations)."
+    )
+
+
+def import_history(user, data) -> ImportResult:
+    """Add the file's conversations to `user`'s history, in one transaction."""
+    records = parse(data)
+    with transaction.atomic():
+        ids = [_store(user, record) for record in records]
+    return ImportResult(ids, sum(len(record.messages) for record in records))
+
+
+def _store(user, record: ConversationRecord) -> int:
+    conversation = Conversation.objects.create(
+        owner=user,
+        title=record.title,
+        model=record.model,
+        system_prompt=record.system_prompt,
+        created_at=record.created_at,
+    )
+    Message.objects.bulk_create(
+        (Message(conversation=conversation, **asdict(m)) for m in record.messages),
+        batch_size=BATCH,
+    )
+    # updated_at is auto_now: only an update() can set it to the recorded time.
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=record.updated_at)
+    return conversation.pk

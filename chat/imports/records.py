@@ -1,0 +1,90 @@
+"""What an import produces before anything is stored, and how a bad file is described."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.utils.dateparse import parse_datetime
+
+from chat.errors import BadRequest
+
+# PositiveIntegerField's ceiling on every database Django supports.
+MAX_COUNT = 2_147_483_647
+
+
+class InvalidImport(BadRequest):
+    """The file cannot be imported; the message says where and why. Nothing was stored."""
+
+    code = "invalid_import"
+
+
+@dataclass
+class MessageRecord:
+    role: str
+    content: str
+    created_at: datetime
+    status: str = "complete"
+    model: str = ""
+    ttft_ms: int | None = None
+    output_tokens: int | None = None
+    duration_ms: int | None = None
+    error: str = ""
+
+
+@dataclass
+class ConversationRecord:
+    title: str
+    model: str
+    system_prompt: str
+    created_at: datetime
+    updated_at: datetime
+    messages: list[MessageRecord] = field(default_factory=list)
+
+
+class Fields:
+    """Typed reads from one JSON object, with errors that say where in the file."""
+
+    def __init__(self, value, where: str):
+        if not isinstance(value, dict):
+            raise InvalidImport(f"{where} must be an object.")
+        self.value = value
+        self.where = where
+
+    def fail(self, name: str, what: str):
+        raise InvalidImport(f"{self.where}.{name} must be {what}.")
+
+    def text(self, name: str, limit: int | None = None, default: str | None = None) -> str:
+        value = self.value.get(name, default)
+        if not isinstance(value, str):
+            self.fail(name, "a string")
+        if limit is not None and len(value) > limit:
+            self.fail(name, f"at most {limit} characters long")
+        return value
+
+    def choice(self, name: str, choices) -> str:
+        value = self.value.get(name)
+        if value not in choices:
+            self.fail(name, "one of " + ", ".join(choices))
+        return value
+
+    def count(self, name: str) -> int | None:
+        value = self.value.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+            self.fail(name, "a whole number of at least 0, or null")
+        return value
+
+    def time(self, name: str) -> datetime:
+        raw = self.value.get(name)
+        moment = parse_datetime(raw) if isinstance(raw, str) else None
+        if moment is None:
+            self.fail(name, "an ISO 8601 date and time")
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    def items(self, name: str) -> list:
+        value = self.value.get(name)
+        if not isinstance(value, list):
+            self.fail(name, "a list")
+        return value

@@ -1,0 +1,187 @@
+"""The admin's review of conversations: lists, search, filters, flags, exports, usage."""
+
+import json
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from chat.models import Conversation
+from tests.conftest import make_conversation
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/chat/conversation/"
+
+
+def listed(client, **params) -> list[str]:
+    response = client.get(CHANGELIST, params)
+    assert response.status_code == 200
+    return sorted(c.title for c in response.context["cl"].result_list)
+
+
+@pytest.fixture
+def history(alices_history, bobs_conversation):
+    return {c.title: c for c in [*alices_history, bobs_conversation]}
+
+
+def test_it_lists_owner_model_message_count_tokens_and_last_activity(admin_client, history):
+    response = admin_client.get(CHANGELIST)
+    rows = {c.title: c for c in response.context["cl"].result_list}
+    otters = rows["Otters"]
+    assert (otters.owner.username, otters.model) == ("alice", "fake")
+    assert (otters.message_count, otters.token_count) == (4, 6 + 3)
+    page = response.content.decode()
+    assert f'href="/admin/chat/conversation/usage/{otters.owner.pk}/"' in page
+    assert "March 1, 2025, 9:04 a.m." in page, "the last activity is shown"
+
+
+@pytest.mark.parametrize(
+    "query, found",
+    [
+        ("otters", ["Otters"]),
+        ("hands while they sleep", ["Otters"]),
+        ("bob", ["Bob's secret plan"]),
+        ("alice", ["Otters", "Ünïcödé & <markup>"]),
+    ],
+)
+def test_it_searches_titles_message_text_and_users(admin_client, history, query, found):
+    assert listed(admin_client, q=query) == found
+
+
+def test_searching_message_text_does_not_inflate_the_counts(admin_client, history):
+    response = admin_client.get(CHANGELIST, {"q": "otters"})
+    [otters] = response.context["cl"].result_list
+    assert otters.message_count == 4
+
+
+def test_it_filters_by_model_message_status_date_and_flag(admin_client, history, alice):
+    recent = Conversation.objects.create(owner=alice, title="Today", model="other-model")
+    Conversation.objects.filter(pk=history["Otters"].pk).update(flagged=True)
+    assert listed(admin_client, model="other-model") == ["Today"]
+    assert listed(admin_client, status="failed") == ["Ünïcödé & <markup>"]
+    assert listed(admin_client, status="stopped") == ["Otters"]
+    assert listed(admin_client, flagged__exact="1") == ["Otters"]
+    march = {
+        "updated_at__gte": "2025-03-01 00:00+00:00",
+        "updated_at__lt": "2025-03-02 00:00+00:00",
+    }
+    assert listed(admin_client, **march) == ["Bob's secret plan", "Otters", "Ünïcödé & <markup>"]
+    since = f"{recent.updated_at.date().isoformat()} 00:00+00:00"
+    assert listed(admin_client, updated_at__gte=since) == ["Today"]
+
+
+def test_the_transcript_is_a_read_only_inline(admin_client, history):
+    otters = history["Otters"]
+    response = admin_client.get(f"{CHANGELIST}{otters.pk}/change/")
+    page = response.content.decode()
+    assert "Otters hold hands while they sleep." in page
+    assert 'name="messages-0-content"' not in page
+    assert 'name="title"' not in page
+    assert 'name="flagged"' in page
+
+
+def test_staff_flag_a_conversation_from_its_page_without_touching_the_transcript(
+    admin_client, history
+):
+    otters = history["Otters"]
+    management = {
+        "messages-TOTAL_FORMS": 4,
+        "messages-INITIAL_FORMS": 4,
+        "messages-MIN_NUM_FORMS": 0,
+        "messages-MAX_NUM_FORMS": 1000,
+    }
+    response = admin_client.post(
+        f"{CHANGELIST}{otters.pk}/change/", {"flagged": "on", "title": "changed", **management}
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    otters.refresh_from_db()
+    assert (otters.flagged, otters.title) == (True, "Otters")
+    assert otters.messages.count() == 4
+
+
+def test_it_flags_and_unflags_the_selected_conversations(admin_client, history):
+    chosen = [history["Otters"].pk, history["Bob's secret plan"].pk]
+    admin_client.post(CHANGELIST, {"action": "flag", "_selected_action": chosen})
+    flagged = set(Conversation.objects.filter(flagged=True).values_list("pk", flat=True))
+    assert flagged == set(chosen)
+    admin_client.post(CHANGELIST, {"action": "unflag", "_selected_action": chosen[:1]})
+    assert list(Conversation.objects.filter(flagged=True).values_list("pk", flat=True)) == [
+        chosen[1]
+    ]
+
+
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume asynchronous iterators")
+def test_it_exports_the_selected_conversations_as_jsonl(admin_client, history):
+    chosen = [history["Otters"].pk, history["Bob's secret plan"].pk]
+    response = admin_client.post(CHANGELIST, {"action": "export_jsonl", "_selected_action": chosen})
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="conversations.jsonl"'
+    lines = b"".join(response).decode().splitlines()
+    exported = [json.loads(line) for line in lines]
+    assert [(c["owner"], c["title"]) for c in exported] == [
+        ("alice", "Otters"),
+        ("bob", "Bob's secret plan"),
+    ]
+    assert len(exported[0]["messages"]) == 4
+
+
+def test_the_usage_view_shows_one_users_models(admin_client, history, alice):
+    make_conversation(alice, "Other", [("assistant", "one two", "complete")])
+    response = admin_client.get(f"{CHANGELIST}usage/{alice.pk}/")
+    assert response.status_code == 200
+    usage = response.context["usage"]
+    assert (usage.conversations, usage.messages, usage.replies) == (3, 3, 4)
+    assert [(m.model, m.output_tokens) for m in usage.by_model] == [("fake", 6 + 3 + 2 + 2)]
+    page = response.content.decode()
+    assert "Usage of alice" in page
+    assert f"?owner__id__exact={alice.pk}" in page
+
+
+def test_the_user_list_links_to_each_users_usage(admin_client, alice):
+    page = admin_client.get("/admin/auth/user/").content.decode()
+    assert f'href="/admin/chat/conversation/usage/{alice.pk}/"' in page
+
+
+def admin_urls(history, user) -> list[tuple[str, str, dict]]:
+    otters = history["Otters"].pk
+    export = {"action": "export_jsonl", "_selected_action": [otters]}
+    return [
+        ("get", "/admin/", {}),
+        ("get", CHANGELIST, {}),
+        ("get", f"{CHANGELIST}?q=secret", {}),
+        ("get", f"{CHANGELIST}{otters}/change/", {}),
+        ("get", f"{CHANGELIST}usage/{user.pk}/", {}),
+        ("get", "/admin/auth/user/", {}),
+        ("get", "/admin/chat/apikey/", {}),
+        ("post", CHANGELIST, export),
+        ("post", CHANGELIST, {"action": "flag", "_selected_action": [otters]}),
+    ]
+
+
+def test_a_non_staff_user_never_reaches_any_of_it(history, alice):
+    browser = Client()
+    browser.force_login(alice)
+    for method, url, data in admin_urls(history, alice):
+        response = getattr(browser, method)(url, data)
+        assert response.status_code == 302, url
+        assert response.url.startswith("/admin/login/"), url
+        assert b"secret" not in response.content and b"Otters" not in response.content
+    assert not Conversation.objects.filter(flagged=True).exists()
+
+
+def test_nor_does_a_visitor_who_is_not_signed_in(client, history, alice):
+    for method, url, data in admin_urls(history, alice):
+        response = getattr(client, method)(url, data)
+        assert response.status_code == 302, url
+        assert response.url.startswith("/admin/login/"), url
+
+
+def test_staff_without_the_view_permission_cannot_see_usage(history, alice, django_user_model):
+    clerk = django_user_model.objects.create_user("clerk", is_staff=True)
+    browser = Client()
+    browser.force_login(clerk)
+    assert browser.get(f"{CHANGELIST}usage/{alice.pk}/").status_code == 403
+    assert browser.get(CHANGELIST).status_code == 403
+    clerk.user_permissions.add(Permission.objects.get(codename="view_conversation"))
+    assert browser.get(f"{CHANGELIST}usage/{alice.pk}/").status_code == 200

@@ -1,0 +1,251 @@
+"""Importing history: our own export back again, ChatGPT's conversations.json, bad files."""
+
+import io
+import json
+import zipfile
+
+import pytest
+from django.test import Client
+
+from chat import exports, imports
+from chat.models import Conversation, Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+START = 1_700_000_000.5  # a ChatGPT create_time: Unix seconds
+
+
+def node(node_id, parent, children, role=None, text="", minute=0, **message):
+    """One node of a ChatGPT `mapping`; role None makes the message-less root."""
+    if role is None:
+        return {"id": node_id, "message": None, "parent": parent, "children": children}
+    content = message.pop("content", {"content_type": "text", "parts": [text]})
+    body = {
+        "id": node_id,
+        "author": {"role": role, "name": None, "metadata": {}},
+        "create_time": START + 60 * minute,
+        "content": content,
+        "status": message.pop("status", "finished_successfully"),
+        "metadata": message.pop("metadata", {}),
+        **message,
+    }
+    return {"id": node_id, "message": body, "parent": parent, "children": children}
+
+
+def chatgpt_export() -> list[dict]:
+    """Two conversations as ChatGPT exports them: one with an edited question."""
+    hidden = {"is_visually_hidden_from_conversation": True}
+    gpt4o = {"model_slug": "gpt-4o"}
+    tool_output = {"content_type": "execution_output", "text": "ok"}
+    with_image = {
+        "content_type": "multimodal_text",
+        "parts": [{"asset_pointer": "x"}, "Here it is."],
+    }
+    edited = [
+        node("root", None, ["sys"]),
+        node("sys", "root", ["u1"], "system", "", metadata=hidden),
+        node("u1", "sys", ["a1"], "user", "Hello there", 1),
+        node("a1", "u1", ["u2", "u2b"], "assistant", "General Kenobi!", 2, metadata=gpt4o),
+        node("u2", "a1", ["a2"], "user", "the question before the edit", 3),
+        node("a2", "u2", [], "assistant", "an answer on the abandoned branch", 4),
+        node("u2b", "a1", ["tool"], "user", "Show me a lightsaber", 5),
+        node("tool", "u2b", ["a3"], "tool", "", 6, content=tool_output),
+        node("a3", "tool", [], "assistant", minute=7, content=with_image,
+             status="finished_partial_completion"),
+    ]  # fmt: skip
+    plain = [
+        node("r", None, ["q"]),
+        node("q", "r", ["a"], "system", "Be brief."),
+        node("a", "q", ["b"], "user", "Hi", 10),
+        node("b", "a", [], "assistant", "Hello.", 11),
+    ]
+    return [
+        {
+            "title": "Star Wars",
+            "create_time": START,
+            "update_time": START + 600,
+            "mapping": {n["id"]: n for n in edited},
+            "current_node": "a3",
+            "default_model_slug": "gpt-4o",
+        },
+        {"title": "Short", "create_time": START, "mapping": {n["id"]: n for n in plain}},
+    ]
+
+
+def imported(user) -> list[Conversation]:
+    return list(Conversation.objects.for_user(user).order_by("id"))
+
+
+def test_our_export_round_trips_every_conversation_message_and_time(
+    api, bob_api, bob, alices_history
+):
+    exported = api.get("/api/export").json()
+    response = bob_api.post("/api/import", json=exported)
+    assert response.status_code == 201, response.text
+    assert response.json()["messages"] == 6
+    again = bob_api.get("/api/export").json()
+    assert len(again["conversations"]) == 2
+
+    def comparable(conversation):
+        messages = [{**m, "id": None} for m in conversation["messages"]]
+        return {**conversation, "id": None, "owner": None, "messages": messages}
+
+    assert [comparable(c) for c in again["conversations"]] == [
+        comparable(c) for c in exported["conversations"]
+    ]
+
+
+def test_it_imports_a_single_conversations_export_as_a_form_upload(api, alices_history):
+    exported = api.get(f"/api/conversations/{alices_history[0].id}/export").content
+    response = api.post("/api/import", files={"file": ("otters.json", exported)})
+    assert response.status_code == 201, response.text
+    [new_id] = response.json()["conversations"]
+    copy = Conversation.objects.get(pk=new_id)
+    assert (copy.title, copy.system_prompt) == ("Otters", "You are a marine biologist.")
+    assert [m.status for m in copy.messages.all()] == ["complete"] * 3 + ["stopped"]
+
+
+def test_it_imports_chatgpts_visible_branch(api, alice):
+    response = api.post("/api/import", json=chatgpt_export())
+    assert response.status_code == 201, response.text
+    assert response.json()["messages"] == 6
+    star_wars, short = imported(alice)
+    messages = list(star_wars.messages.all())
+    assert [(m.role, m.content) for m in messages] == [
+        ("user", "Hello there"),
+        ("assistant", "General Kenobi!"),
+        ("user", "Show me a lightsaber"),
+        ("assistant", "Here it is."),
+    ]
+    assert [m.status for m in messages] == ["complete", "complete", "complete", "stopped"]
+    assert messages[1].model == "gpt-4o"
+    assert messages[0].created_at.timestamp() == START + 60
+    assert star_wars.title == "Star Wars"
+    assert star_wars.system_prompt == ""
+    assert star_wars.model == "fake", "the conversation goes on with a model served here"
+    assert star_wars.created_at.timestamp() == START
+    assert star_wars.updated_at.timestamp() == START + 600
+    assert short.system_prompt == "Be brief."
+    assert [m.content for m in short.messages.all()] == ["Hi", "Hello."]
+
+
+def test_it_imports_chatgpts_zip_as_downloaded(api, alice):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("chat.html", "<html></html>")
+        zipped.writestr("conversations.json", json.dumps(chatgpt_export()))
+    response = api.post("/api/import", files={"file": ("export.zip", archive.getvalue())})
+    assert response.status_code == 201, response.text
+    assert [c.title for c in imported(alice)] == ["Star Wars", "Short"]
+
+
+def test_an_imported_conversation_can_be_continued(api, alice):
+    api.post("/api/import", json=chatgpt_export())
+    short = imported(alice)[1]
+    response = api.post(f"/api/conversations/{short.id}/messages", json={"content": "echo more"})
+    assert response.status_code == 200
+    assert "event: done" in response.text
+    assert [m.content for m in short.messages.all()][-2:] == ["echo more", "more"]
+
+
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"hello": "world"}', "neither a chatsite export"),
+        (b'{"conversations": {}}', "conversations must be a list"),
+        (b'{"format": "other", "conversations": []}', "'format' must be 'chatsite.export'"),
+        (b'[{"title": "no mapping"}]', "conversation 1 has no 'mapping'"),
+    ],
+)
+def test_a_bad_file_gets_a_400_saying_what_is_wrong(api, body, problem):
+    response = api.post("/api/import", content=body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_import"
+    assert problem in error["message"]
+
+
+def test_one_bad_message_imports_nothing(api, alice, alices_history):
+    exported = api.get("/api/export").json()
+    exported["conversations"][1]["messages"][1]["role"] = "narrator"
+    before = (Conversation.objects.count(), Message.objects.count())
+    response = api.post("/api/import", json=exported)
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert "conversations[1].messages[1].role must be one of system, user, assistant" in message
+    assert (Conversation.objects.count(), Message.objects.count()) == before
+
+
+@pytest.mark.parametrize(
+    "field, value, problem",
+    [
+        ("created_at", "yesterday", "created_at must be an ISO 8601 date and time"),
+        ("status", "thinking", "status must be one of"),
+        ("ttft_ms", -1, "ttft_ms must be a whole number"),
+        ("content", None, "content must be a string"),
+    ],
+)
+def test_it_names_the_bad_field(api, alices_history, field, value, problem):
+    exported = api.get("/api/export").json()
+    exported["conversations"][0]["messages"][2][field] = value
+    response = api.post("/api/import", json=exported)
+    assert response.status_code == 400
+    assert f"conversations[0].messages[2].{problem}" in response.json()["error"]["message"]
+
+
+def test_a_failure_while_storing_rolls_everything_back(alice, alices_history, monkeypatch):
+    data = json.loads("".join(exports.export(Conversation.objects.all(), "json")))
+    stored = imports._store
+    calls = []
+
+    def store_then_break(user, record):
+        calls.append(record)
+        if len(calls) == 2:
+            raise RuntimeError("the disk is full")
+        return stored(user, record)
+
+    monkeypatch.setattr(imports, "_store", store_then_break)
+    with pytest.raises(RuntimeError):
+        imports.import_history(alice, data)
+    assert Conversation.objects.count() == 2
+
+
+def test_it_refuses_a_file_over_the_limit(api, settings):
+    settings.CHAT_IMPORT_MAX_BYTES = 100
+    body = json.dumps({"conversations": [], "padding": "x" * 200}).encode()
+    assert api.post("/api/import", content=body).status_code == 413
+    response = api.post("/api/import", files={"file": ("big.json", body)})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "content_too_large"
+
+
+def test_a_form_upload_needs_the_file_field(api):
+    response = api.post("/api/import", files={"other": ("x.json", b"[]")})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "missing_file"
+
+
+def test_a_large_export_imports_past_djangos_form_body_limit(api, alice, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    conversation = {
+        "title": "Long",
+        "model": "fake",
+        "created_at": "2025-03-01T09:00:00+00:00",
+        "updated_at": "2025-03-01T09:00:00+00:00",
+        "messages": [
+            {"role": "user", "content": "x" * 100, "status": "complete",
+             "created_at": "2025-03-01T09:00:00+00:00"}
+        ] * 50,
+    }  # fmt: skip
+    response = api.post("/api/import", json={"conversations": [conversation]})
+    assert response.status_code == 201, response.text
+    assert Message.objects.filter(conversation__owner=alice).count() == 50
+
+
+def test_import_needs_credentials_and_a_csrf_token_for_sessions(alice):
+    assert Client().post("/api/import", b"[]", content_type="application/json").status_code == 401
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(alice)
+    refused = browser.post("/api/import", b"[]", content_type="application/json")
+    assert refused.status_code == 403

@@ -278,6 +278,7 @@ async function changeModel() {
 function showPersona(prompt) {
   els.personaName.textContent = personaName(prompt);
   els.persona.title = prompt || "No system prompt";
+  els.persona.classList.toggle("active", Boolean(prompt));
 }
 
 async function choosePersona() {

@@ -78,13 +78,17 @@ export class Reply {
   async run(open) {
     let failures = 0;
     while (!this.ended) {
+      const seen = this.lastSeq;
       try {
         await readEvents(await open(this.controller.signal), (event) => this.handle(event));
       } catch (error) {
-        if (error instanceof ApiError) return this.refuse(error);
-        if (!this.stopRequest) failures += 1;
+        // A refusal (4xx, or any error before the message exists) is final; 5xx may pass.
+        const final = error instanceof ApiError && (error.status < 500 || !this.messageId);
+        if (final) return this.refuse(error);
       }
       if (this.ended) break;
+      // The stream ended early: count the failures in a row, not those of the whole reply.
+      failures = this.lastSeq > seen ? 1 : failures + 1;
       if (!(await this.beforeReconnect(failures))) break;
       open = (signal) => this.resume(signal);
     }
@@ -101,7 +105,7 @@ export class Reply {
       return true;
     }
     if (this.messageId && failures <= RECONNECTS) {
-      await sleep(300 * failures);
+      await sleep(250 * 2 ** failures);
       return true;
     }
     this.fail("connection_lost", "The connection to the server was lost.");

@@ -10,9 +10,14 @@ function formatMs(ms) {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
 }
 
-/** "84 ms to first token · 23.4 tok/s" for a finished reply, or "" when unknown. */
-export function formatStats({ ttft_ms: ttft, output_tokens: tokens, duration_ms: duration }) {
-  const parts = [];
+/** "fake · 84 ms to first token · 23.4 tok/s" for a finished reply, or "" when unknown. */
+export function formatStats({
+  model,
+  ttft_ms: ttft,
+  output_tokens: tokens,
+  duration_ms: duration,
+}) {
+  const parts = model ? [model] : [];
   if (ttft != null) parts.push(`${formatMs(ttft)} to first token`);
   const writing = (duration || 0) - (ttft || 0);
   if (tokens > 1 && writing > 0) parts.push(`${((tokens * 1000) / writing).toFixed(1)} tok/s`);
@@ -64,6 +69,11 @@ export class MessageView {
       this.typing = typingIndicator();
       this.problem = element("div", "problem");
       this.problem.setAttribute("role", "alert");
+      this.problemText = element("span");
+      this.retry = element("button", "button small", "Retry");
+      this.retry.type = "button";
+      this.retry.addEventListener("click", () => this.handlers.retry(this));
+      this.problem.append(icon("close"), this.problemText, this.retry);
       this.bubble.append(this.typing, this.problem);
       add("copy", "copy", "Copy reply", () => this.handlers.copy(this.text, this.buttons.copy));
       add("regenerate", "refresh", "Regenerate reply", () => this.handlers.regenerate(this));
@@ -89,7 +99,7 @@ export class MessageView {
     this.text = reply.text;
     this.status = reply.status;
     this.error = reply.error;
-    this.metrics = reply.metrics || { model: reply.model };
+    this.metrics = { model: reply.model, ...reply.metrics };
     this.stopping = reply.stopping && !reply.ended;
     this.scheduleRender();
   }
@@ -119,23 +129,15 @@ export class MessageView {
     renderMarkdown(this.body, this.text, { final: !streaming });
     this.typing.hidden = !(streaming && !this.text);
     this.problem.hidden = !this.error;
-    if (this.error) this.showProblem();
+    this.problemText.textContent = this.error ? this.error.message : "";
     this.stats.textContent = streaming ? "" : formatStats(this.metrics || {});
   }
 
-  showProblem() {
-    const retry = element("button", "button small", "Retry");
-    retry.type = "button";
-    retry.addEventListener("click", () => this.handlers.retry(this));
-    this.problem.replaceChildren(icon("close"), element("span", "", this.error.message), retry);
-  }
-
   /** Show only the actions that make sense now (last turn, nothing streaming). */
-  setActions({ edit = false, regenerate = false, copy = false }) {
+  setActions({ edit = false, regenerate = false, retry = false, copy = false }) {
     const show = { edit, regenerate, copy };
     for (const [name, button] of Object.entries(this.buttons)) button.hidden = !show[name];
-    const retry = this.problem?.querySelector("button");
-    if (retry) retry.disabled = !regenerate;
+    if (this.retry) this.retry.hidden = !retry;
   }
 
   startEditing() {
@@ -178,6 +180,8 @@ export class Scroller {
       passive: true,
     });
     jump.addEventListener("click", () => this.toBottom());
+    // A narrower window or an on-screen keyboard shrinks the pane: stay at the bottom.
+    new ResizeObserver(() => this.stick && this.follow()).observe(pane);
   }
 
   nearBottom() {
@@ -241,9 +245,11 @@ export class Thread {
     const [lastUser, lastReply] = [this.last("user"), this.last("assistant")];
     for (const view of this.views) {
       const ended = view.status !== "streaming";
+      const again = !busy && view === lastReply && ended;
       view.setActions({
         edit: !busy && view === lastUser,
-        regenerate: !busy && view === lastReply && ended,
+        regenerate: again && view.status !== "failed", // a failed reply offers Retry instead
+        retry: again,
         copy: view.role === "assistant" && ended && Boolean(view.text),
       });
     }

@@ -84,7 +84,8 @@ def test_it_signs_up_and_streams_a_reply_that_grows_before_it_is_done(page, sett
     assert len(growing) >= 2, f"the reply was not rendered while it grew: {partials}"
     assert final == stored(reply).content
     assert stored(reply).status == "complete"
-    expect(reply.locator(".stats")).to_have_text(re.compile(r"ms to first token · [\d.]+ tok/s"))
+    stats = re.compile(r"^fake · \d+ ms to first token · [\d.]+ tok/s$")
+    expect(reply.locator(".stats")).to_have_text(stats)
     expect(page.locator(".message.user .body")).to_have_text("Hello there")
     expect(page).to_have_url(re.compile(r"/c/\d+/$"))
     expect(page.locator("#conversations a")).to_have_text(["Hello there"])

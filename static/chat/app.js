@@ -353,7 +353,9 @@ function bindEvents() {
   narrow.addEventListener("change", () => narrow.matches || closeDrawer());
   document.addEventListener("keydown", (event) => event.key === "Escape" && closeDrawer());
   window.addEventListener("popstate", () => route(false));
+  // Back to this tab or window: show what other tabs did meanwhile.
   document.addEventListener("visibilitychange", () => resync().catch(() => {}));
+  window.addEventListener("focus", () => resync().catch(() => {}));
   window.addEventListener("unhandledrejection", (event) => showError(event.reason));
   handleCodeCopies($("messages"));
 }

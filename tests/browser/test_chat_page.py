@@ -149,19 +149,27 @@ def test_a_reload_mid_reply_reattaches_and_ends_with_exactly_the_stored_text(cha
 def test_a_second_tab_sees_the_same_live_reply(chat, context, settings):
     settings.CHAT_FAKE_TOKENS_PER_SECOND = 10
     settings.CHAT_FAKE_TOKENS = 30
+    send(chat, "echo hi")
+    expect(last_reply(chat)).to_have_attribute("data-status", "complete")
+    already_open = context.new_page()
+    already_open.goto(chat.url)
+    expect(last_reply(already_open)).to_have_attribute("data-status", "complete")
+
     send(chat, "Hello")
     first = last_reply(chat)
     wait_for_words(first, 2)
+    opened_now = context.new_page()
+    opened_now.goto(chat.url)
+    # The tab that was open all along catches up when it is looked at again.
+    already_open.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
 
-    second_tab = context.new_page()
-    second_tab.goto(chat.url)
-    second = last_reply(second_tab)
-    expect(second).to_have_attribute("data-status", "streaming")
-
-    expect(first).to_have_attribute("data-status", "complete", timeout=20_000)
-    expect(second).to_have_attribute("data-status", "complete", timeout=20_000)
+    tabs = [chat, opened_now, already_open]
+    for tab in tabs[1:]:
+        expect(last_reply(tab)).to_have_attribute("data-status", "streaming")
+    for tab in tabs:
+        expect(last_reply(tab)).to_have_attribute("data-status", "complete", timeout=20_000)
     content = stored(first).content
-    assert shown_text(first) == shown_text(second) == content
+    assert [shown_text(last_reply(tab)) for tab in tabs] == [content] * 3
 
 
 def test_model_output_cannot_run_and_shows_as_text(chat):
@@ -345,3 +353,26 @@ def test_it_is_usable_375_pixels_wide(chat):
     expect(chat.get_by_label("Search conversations")).to_be_focused()
     chat.keyboard.press("Escape")
     expect(chat.get_by_role("button", name="New chat")).to_be_hidden()
+
+
+# The controls on screen that neither a label, an aria-label nor their own text names.
+UNNAMED_CONTROLS = """() => [
+  ...document.querySelectorAll("button, input, select, textarea, a[href]")]
+  .filter((el) => el.type !== "hidden" && el.checkVisibility())
+  .filter((el) => !(el.getAttribute("aria-label") || el.labels?.length || el.textContent.trim()))
+  .map((el) => el.outerHTML.slice(0, 80))"""
+
+
+def test_every_control_has_a_name_and_the_keyboard_reaches_it(chat):
+    send(chat, "echo ```js\nlet x = 1\n```")
+    expect(last_reply(chat)).to_have_attribute("data-status", "complete")
+    chat.locator(".message.user").last.hover()
+    assert chat.evaluate(UNNAMED_CONTROLS) == []
+
+    chat.get_by_label("Message", exact=True).press("Tab")
+    expect(chat.get_by_role("button", name="Send")).to_be_focused()
+    chat.get_by_label("Search conversations").focus()
+    chat.keyboard.press("Tab")
+    expect(chat.locator("#conversations a").first).to_be_focused()
+    chat.keyboard.press("Tab")
+    expect(chat.get_by_role("button", name=re.compile("^Rename"))).to_be_focused()

@@ -1,0 +1,53 @@
+// Talking to the JSON API with the session cookie: CSRF header, JSON bodies, API.md errors.
+
+/** An error answer from the API: `code` and `message` come from its JSON body. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+async function errorFrom(response) {
+  const body = await response.json().catch(() => ({}));
+  const error = body.error || {};
+  return new ApiError(
+    response.status,
+    error.code || "http_error",
+    error.message || `The server answered ${response.status}.`,
+  );
+}
+
+/** fetch() a path of this site; a non-2xx answer throws ApiError. `body` is sent as JSON. */
+export async function request(path, { method = "GET", body, headers = {}, signal } = {}) {
+  const response = await fetch(path, {
+    method,
+    signal,
+    credentials: "same-origin",
+    headers: {
+      Accept: "application/json, text/event-stream",
+      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      ...(method === "GET" ? {} : { "X-CSRFToken": csrfToken() }),
+      ...headers,
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401) {
+    // The session ended (signed out in another tab): the log-in page brings the user back.
+    window.location.assign(`/login/?next=${encodeURIComponent(window.location.pathname)}`);
+  }
+  if (!response.ok) throw await errorFrom(response);
+  return response;
+}
+
+/** The JSON answer of a request, or null for 204. */
+export async function json(path, options) {
+  const response = await request(path, options);
+  return response.status === 204 ? null : response.json();
+}

@@ -1,0 +1,257 @@
+// The messages of the open conversation: one view per message, re-rendered on its own
+// (never the whole history), and a scroller that follows a growing reply.
+import { icon, iconButton } from "./icons.js";
+import { renderMarkdown } from "./markdown.js";
+
+const ROLE_NAMES = { user: "You", assistant: "Assistant" };
+const STATUS_NAMES = { stopped: "Stopped", failed: "Failed", streaming: "Writing…" };
+
+function formatMs(ms) {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+}
+
+/** "fake · 84 ms to first token · 23.4 tok/s" for a finished reply, or "" when unknown. */
+export function formatStats({
+  model,
+  ttft_ms: ttft,
+  output_tokens: tokens,
+  duration_ms: duration,
+}) {
+  const parts = model ? [model] : [];
+  if (ttft != null) parts.push(`${formatMs(ttft)} to first token`);
+  const writing = (duration || 0) - (ttft || 0);
+  if (tokens > 1 && writing > 0) parts.push(`${((tokens * 1000) / writing).toFixed(1)} tok/s`);
+  return parts.join(" · ");
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text) node.textContent = text;
+  return node;
+}
+
+function typingIndicator() {
+  const typing = element("div", "typing");
+  typing.append(element("span"), element("span"), element("span"));
+  typing.append(element("span", "visually-hidden", "The assistant is writing"));
+  return typing;
+}
+
+/** One message on the page. Assistant messages render markdown; user messages plain text. */
+export class MessageView {
+  constructor(message, handlers, onRender) {
+    Object.assign(this, { role: message.role, handlers, onRender, pending: false });
+    this.text = message.content || "";
+    this.li = element("li", `message ${this.role}`);
+    this.li.dataset.role = this.role;
+    this.li.append(element("span", "visually-hidden", `${ROLE_NAMES[this.role]}:`));
+    this.bubble = element("div", "bubble");
+    this.body = element("div", this.role === "assistant" ? "body markdown" : "body plain");
+    this.bubble.append(this.body);
+    this.meta = element("div", "meta");
+    this.li.append(this.bubble, this.meta);
+    this.buildMeta();
+    this.update(message);
+  }
+
+  buildMeta() {
+    this.badge = element("span", "badge");
+    this.stats = element("span", "stats");
+    this.actions = element("span", "actions");
+    this.buttons = {};
+    const add = (name, iconName, label, onClick) => {
+      this.buttons[name] = iconButton(iconName, label);
+      this.buttons[name].addEventListener("click", onClick);
+      this.actions.append(this.buttons[name]);
+    };
+    if (this.role === "assistant") {
+      this.typing = typingIndicator();
+      this.problem = element("div", "problem");
+      this.problem.setAttribute("role", "alert");
+      this.problemText = element("span");
+      this.retry = element("button", "button small", "Retry");
+      this.retry.type = "button";
+      this.retry.addEventListener("click", () => this.handlers.retry(this));
+      this.problem.append(icon("close"), this.problemText, this.retry);
+      this.bubble.append(this.typing, this.problem);
+      add("copy", "copy", "Copy reply", () => this.handlers.copy(this.text, this.buttons.copy));
+      add("regenerate", "refresh", "Regenerate reply", () => this.handlers.regenerate(this));
+    } else {
+      add("edit", "pencil", "Edit message", () => this.startEditing());
+    }
+    this.meta.append(this.badge, this.stats, this.actions);
+  }
+
+  /** Take a stored message's fields (status, timings, error). */
+  update({ id, content, status = "complete", error, ...metrics }) {
+    if (id != null) this.li.dataset.id = id;
+    if (content != null) this.text = content;
+    this.status = status;
+    this.error = status === "failed" ? { message: error || "The reply failed." } : null;
+    this.metrics = metrics;
+    this.render();
+  }
+
+  /** Follow a Reply as it streams (Reply calls this on every event). */
+  sync(reply) {
+    if (reply.messageId != null) this.li.dataset.id = reply.messageId;
+    this.text = reply.text;
+    this.status = reply.status;
+    this.error = reply.error;
+    this.metrics = { model: reply.model, ...reply.metrics };
+    this.stopping = reply.stopping && !reply.ended;
+    this.scheduleRender();
+  }
+
+  // Deltas can come faster than the screen refreshes: render at most once a frame.
+  scheduleRender() {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => {
+      this.pending = false;
+      this.render();
+    });
+  }
+
+  render() {
+    const streaming = this.status === "streaming";
+    this.li.dataset.status = this.status;
+    if (this.role === "user") this.body.textContent = this.text;
+    else this.renderReply(streaming);
+    this.li.toggleAttribute("aria-busy", streaming);
+    this.badge.textContent = this.stopping ? "Stopping…" : STATUS_NAMES[this.status] || "";
+    this.badge.hidden = !this.badge.textContent;
+    this.onRender(this);
+  }
+
+  renderReply(streaming) {
+    renderMarkdown(this.body, this.text, { final: !streaming });
+    this.typing.hidden = !(streaming && !this.text);
+    this.problem.hidden = !this.error;
+    this.problemText.textContent = this.error ? this.error.message : "";
+    this.stats.textContent = streaming ? "" : formatStats(this.metrics || {});
+  }
+
+  /** Show only the actions that make sense now (last turn, nothing streaming). */
+  setActions({ edit = false, regenerate = false, retry = false, copy = false }) {
+    const show = { edit, regenerate, copy };
+    for (const [name, button] of Object.entries(this.buttons)) button.hidden = !show[name];
+    if (this.retry) this.retry.hidden = !retry;
+  }
+
+  startEditing() {
+    const form = element("form", "edit-form");
+    const box = element("textarea", "edit-box");
+    box.value = this.text;
+    box.setAttribute("aria-label", "Edit your message");
+    const cancel = element("button", "button", "Cancel");
+    cancel.type = "button";
+    const save = element("button", "button primary", "Send");
+    save.type = "submit";
+    const row = element("div", "edit-buttons");
+    row.append(cancel, save);
+    form.append(box, row);
+    const close = () => form.replaceWith(this.bubble);
+    cancel.addEventListener("click", close);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (box.value.trim()) this.handlers.edit(this, box.value);
+    });
+    box.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") close();
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    this.bubble.replaceWith(form);
+    box.focus();
+  }
+}
+
+/** Keeps the newest text in view while the reader is at the bottom; lets go when they scroll up. */
+export class Scroller {
+  constructor(pane, jump) {
+    Object.assign(this, { pane, jump, stick: true });
+    pane.addEventListener("scroll", () => this.onScroll(), { passive: true });
+    // A wheel turned upwards means "let me read": let go before the next frame snaps back.
+    pane.addEventListener("wheel", (event) => event.deltaY < 0 && this.release(), {
+      passive: true,
+    });
+    jump.addEventListener("click", () => this.toBottom());
+    // A narrower window or an on-screen keyboard shrinks the pane: stay at the bottom.
+    new ResizeObserver(() => this.stick && this.follow()).observe(pane);
+  }
+
+  nearBottom() {
+    const { scrollHeight, scrollTop, clientHeight } = this.pane;
+    return scrollHeight - scrollTop - clientHeight < 48;
+  }
+
+  onScroll() {
+    this.stick = this.nearBottom();
+    this.jump.hidden = this.stick;
+  }
+
+  release() {
+    if (this.pane.scrollHeight > this.pane.clientHeight) this.stick = false;
+  }
+
+  follow() {
+    if (this.stick) this.pane.scrollTop = this.pane.scrollHeight;
+    this.jump.hidden = this.stick || this.nearBottom();
+  }
+
+  toBottom() {
+    this.stick = true;
+    this.follow();
+  }
+}
+
+/** The list of message views for the open conversation. */
+export class Thread {
+  constructor(list, empty, scroller, handlers) {
+    Object.assign(this, { list, empty, scroller, handlers, views: [] });
+  }
+
+  clear() {
+    this.views = [];
+    this.list.replaceChildren();
+    this.empty.hidden = false;
+    this.scroller.toBottom();
+  }
+
+  add(message) {
+    const view = new MessageView(message, this.handlers, () => this.scroller.follow());
+    this.views.push(view);
+    this.list.append(view.li);
+    this.empty.hidden = true;
+    return view;
+  }
+
+  last(role) {
+    return this.views.findLast((view) => view.role === role) || null;
+  }
+
+  /** Remove the last user message and everything after it (regenerate, edit). */
+  dropLastTurn() {
+    const index = this.views.lastIndexOf(this.last("user"));
+    if (index < 0) return;
+    for (const view of this.views.splice(index)) view.li.remove();
+  }
+
+  updateActions(busy) {
+    const [lastUser, lastReply] = [this.last("user"), this.last("assistant")];
+    for (const view of this.views) {
+      const ended = view.status !== "streaming";
+      const again = !busy && view === lastReply && ended;
+      view.setActions({
+        edit: !busy && view === lastUser,
+        regenerate: again && view.status !== "failed", // a failed reply offers Retry instead
+        retry: again,
+        copy: view.role === "assistant" && ended && Boolean(view.text),
+      });
+    }
+  }
+}

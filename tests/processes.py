@@ -16,6 +16,9 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PR_SET_PDEATHSIG = 1
+# With REDIS_URL set, this test run's keys and worker queue, apart from any other's.
+REDIS_PREFIX = f"chattest{os.getpid()}"
+WORKER_CHANNEL = f"chat-generate-test{os.getpid()}"
 
 
 def database_url() -> str:
@@ -39,8 +42,8 @@ def environment(redis_url: str, **extra) -> dict:
         **os.environ,
         "DATABASE_URL": database_url(),
         "REDIS_URL": redis_url,
-        "CHAT_REDIS_PREFIX": settings.CHAT_REDIS_PREFIX,
-        "CHAT_WORKER_CHANNEL": settings.CHAT_WORKER_CHANNEL,
+        "CHAT_REDIS_PREFIX": REDIS_PREFIX,
+        "CHAT_WORKER_CHANNEL": WORKER_CHANNEL,
         "CHAT_MODEL_CACHE_DIR": str(settings.CHAT_MODEL_CACHE_DIR),
         "CHAT_FAKE_MODEL": "true",
         "PYTHONUNBUFFERED": "1",

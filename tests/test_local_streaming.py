@@ -13,7 +13,7 @@ LOCAL = "smollm2-135m"
 
 
 @pytest.fixture
-def local_chat(api, settings):
+def local_chat(api, settings, generation_worker):
     settings.CHAT_MAX_NEW_TOKENS = 48
     return api.post("/api/conversations", json={"model": LOCAL}).json()
 

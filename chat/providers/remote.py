@@ -32,7 +32,8 @@ def request_message(generation: Generation, request_id: str, reply_channel: str)
         "reply_channel": reply_channel,
         "model": generation.model,
         "messages": generation.messages,
-        "max_tokens": generation.max_tokens,
+        # The web process's limit governs, whatever the worker's own default.
+        "max_tokens": generation.max_tokens or settings.CHAT_MAX_NEW_TOKENS,
         "temperature": generation.temperature,
         "stop": list(generation.stop_sequences),
     }

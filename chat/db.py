@@ -6,10 +6,10 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from chat.errors import Conflict, NotFound
+from chat.errors import Conflict, NotFound, Unavailable
 from chat.models import Conversation, Message
 from chat.prompt import history
 
@@ -110,6 +110,16 @@ def start_conversation(
             for turn in turns
         )
     return conversation
+
+
+@database_sync_to_async
+def ping() -> None:
+    """Raise Unavailable unless the database answers."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        raise Unavailable(f"The database is unreachable: {exc}") from None
 
 
 @database_sync_to_async

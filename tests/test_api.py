@@ -142,3 +142,10 @@ def test_a_bad_key_is_a_401(live_server_url, transactional_db):
         live_server_url + "/api/models", headers={"Authorization": "Bearer cs_nope"}
     )
     assert (response.status_code, error_code(response)) == (401, "invalid_api_key")
+
+
+def test_the_health_check_answers_without_credentials(live_server_url, transactional_db):
+    import httpx
+
+    response = httpx.get(live_server_url + "/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})

@@ -1,0 +1,43 @@
+"""docker-compose.yml: every service checked for health, started in order, configured by name."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_it_has_postgres_redis_web_and_worker(compose):
+    assert {"postgres", "redis", "web", "worker"} <= set(compose["services"])
+
+
+def test_every_long_running_service_has_a_healthcheck(compose):
+    for name, service in compose["services"].items():
+        if name == "migrate":
+            continue
+        assert service["healthcheck"]["test"], f"{name} has no healthcheck"
+
+
+def test_web_and_worker_wait_for_healthy_dependencies(compose):
+    for name in ("web", "worker"):
+        depends = compose["services"][name]["depends_on"]
+        assert depends["postgres"]["condition"] == "service_healthy", name
+        assert depends["redis"]["condition"] == "service_healthy", name
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+
+
+def test_every_variable_it_sets_is_one_settings_reads_and_the_readme_names(compose):
+    settings_source = (ROOT / "chatsite" / "settings.py").read_text()
+    readme = (ROOT / "README.md").read_text()
+    read = set(re.findall(r'env\w*\(\s*"([A-Z_]+)"', settings_source))
+    read |= set(re.findall(r'os\.getenv\(\s*"([A-Z_]+)"', settings_source))
+    for name in compose["services"]["web"]["environment"]:
+        assert name in read, f"settings.py never reads {name}"
+        assert f"`{name}`" in readme, f"the README does not document {name}"

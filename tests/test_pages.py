@@ -38,3 +38,9 @@ def test_it_serves_the_front_end_without_debug(client, path):
     response = client.get(f"/static/{path}")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/javascript")
+
+
+def test_the_chat_page_links_to_the_account_page(client, alice):
+    client.force_login(alice)
+    html = client.get("/").content.decode()
+    assert 'href="/account/"' in html

@@ -240,3 +240,24 @@ def test_replace_last_regenerates_the_last_reply(api, conversation):
         "echo two, edited",
         "two, edited",
     ]
+
+
+def test_the_reaper_fails_replies_nobody_is_writing(alice):
+    import asyncio
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chat import db
+    from chat.models import Conversation
+
+    conversation = Conversation.objects.create(owner=alice, model="fake")
+    orphan = conversation.messages.create(role="assistant", status="streaming", content="Half")
+    young = conversation.messages.create(role="assistant", status="streaming")
+    Message.objects.filter(pk=orphan.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    reaped = asyncio.run(db.reap_interrupted(lambda _pk: False))
+    assert reaped == 1
+    orphan.refresh_from_db()
+    assert (orphan.status, orphan.content) == ("failed", "Half")
+    assert "restarted" in orphan.error
+    assert Message.objects.get(pk=young.pk).status == "streaming", "a just-started reply was reaped"

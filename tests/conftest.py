@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import openai
 import pytest
+import redis
 import uvicorn
 
 from chat import providers
-from chat.models import ApiKey, Conversation
+from chat.models import ApiKey, Conversation, Message
 from tests import processes
 from tests.sse import EventStream
 
@@ -123,6 +124,35 @@ def openai_client(transactional_db, live_server_url, alice):
 def conversation(api):
     """A new conversation of alice's on the fake model."""
     return api.post("/api/conversations", json={"model": "fake"}).json()
+
+
+def reattach(
+    client: httpx.Client, message_id: int, last_event_id: str | None = None
+) -> EventStream:
+    """GET a reply's stream, after `last_event_id` (from the start without one)."""
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    request = client.build_request("GET", f"/api/messages/{message_id}/stream", headers=headers)
+    return EventStream(client.send(request, stream=True))
+
+
+def wait_for_status(message_id: int, timeout: float = 10) -> Message:
+    """The message once it is no longer streaming; fails the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while (message := Message.objects.get(pk=message_id)).status == Message.Status.STREAMING:
+        assert time.monotonic() < deadline, "the reply never ended"
+        time.sleep(0.05)
+    return message
+
+
+@pytest.fixture
+def redis_url(settings):
+    """The real Redis the scale-out tests use; skipped where none runs (CI starts one)."""
+    url = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.ConnectionError:
+        pytest.skip(f"no Redis at {url}; .ci/run starts one")
+    return url
 
 
 def send(client: httpx.Client, conversation_id: int, content: str, **body) -> EventStream:

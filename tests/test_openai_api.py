@@ -9,6 +9,7 @@ from django.test import Client
 
 from chat.models import Conversation, Message
 from chat.providers.fake import FakeProvider
+from tests.conftest import wait_for_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,14 +25,6 @@ def message_id(completion_id: str) -> int:
     prefix, _, number = completion_id.partition("-")
     assert prefix == "chatcmpl"
     return int(number)
-
-
-def wait_for_status(mid: int, timeout: float = 10) -> Message:
-    deadline = time.monotonic() + timeout
-    while (message := Message.objects.get(pk=mid)).status == Message.Status.STREAMING:
-        assert time.monotonic() < deadline, "the reply never ended"
-        time.sleep(0.05)
-    return message
 
 
 @pytest.fixture

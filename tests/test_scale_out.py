@@ -6,26 +6,15 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-import redis
 
 from chat.models import ApiKey, Message
-from tests.conftest import send
+from tests.conftest import reattach, send, wait_for_status
 from tests.processes import Process, environment, free_port, start_web, start_worker
-from tests.sse import EventStream, text_of
+from tests.sse import text_of
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.model]
 LOCAL = "smollm2-135m"
 STORY = "Write a long story about a lighthouse keeper and the sea."
-
-
-@pytest.fixture
-def redis_url(settings):
-    url = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except redis.ConnectionError:
-        pytest.skip(f"no Redis at {url}; .ci/run starts one")
-    return url
 
 
 @dataclass
@@ -57,20 +46,6 @@ def local_chat(api: httpx.Client) -> int:
     return api.post("/api/conversations", json={"model": LOCAL}).json()["id"]
 
 
-def reattach(api, message_id: int, last_event_id: str) -> EventStream:
-    headers = {"Last-Event-ID": last_event_id}
-    request = api.build_request("GET", f"/api/messages/{message_id}/stream", headers=headers)
-    return EventStream(api.send(request, stream=True))
-
-
-def settled(message_id: int, timeout: float = 15) -> Message:
-    deadline = time.monotonic() + timeout
-    while (message := Message.objects.get(pk=message_id)).status == Message.Status.STREAMING:
-        assert time.monotonic() < deadline, "the reply never ended"
-        time.sleep(0.1)
-    return message
-
-
 def test_a_reply_started_on_a_resumes_on_b_and_stops_from_a(cluster):
     with send(cluster.a, local_chat(cluster.a), STORY) as stream:
         first = [*stream.until("delta"), next(stream)]
@@ -82,7 +57,7 @@ def test_a_reply_started_on_a_resumes_on_b_and_stops_from_a(cluster):
         assert cluster.a.post(f"/api/messages/{mid}/stop").status_code == 202
         more += rest.all()
     assert more[-1].event == "done" and more[-1].data["status"] == "stopped"
-    message = settled(mid)
+    message = wait_for_status(mid, timeout=15)
     assert message.status == "stopped"
     assert message.content == text_of(first) + text_of(more)
     assert 0 < message.output_tokens < 120
@@ -108,7 +83,7 @@ def test_a_killed_worker_fails_the_reply_quickly_and_keeps_its_text(cluster, tmp
     assert rest[-1].event == "error"
     assert rest[-1].data["code"] == "worker_lost"
     assert waited < 10, f"the error came {waited:.1f}s after the worker died"
-    message = settled(first[0].data["message_id"])
+    message = wait_for_status(first[0].data["message_id"], timeout=15)
     assert message.status == "failed"
     assert message.content == text_of(first + rest) != ""
 

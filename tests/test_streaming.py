@@ -5,7 +5,7 @@ import time
 import pytest
 
 from chat.models import Message
-from tests.conftest import send
+from tests.conftest import reattach, send, wait_for_status
 from tests.sse import EventStream, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -13,20 +13,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def stored(message_id: int) -> Message:
     return Message.objects.get(pk=message_id)
-
-
-def wait_for_status(message_id: int, timeout: float = 10) -> Message:
-    deadline = time.monotonic() + timeout
-    while (message := stored(message_id)).status == Message.Status.STREAMING:
-        assert time.monotonic() < deadline, "the reply never ended"
-        time.sleep(0.05)
-    return message
-
-
-def reattach(api, message_id: int, last_event_id: str | None = None) -> EventStream:
-    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-    request = api.build_request("GET", f"/api/messages/{message_id}/stream", headers=headers)
-    return EventStream(api.send(request, stream=True))
 
 
 def test_it_streams_start_deltas_and_done_with_the_contracts_headers(api, conversation):

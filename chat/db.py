@@ -1,12 +1,19 @@
-"""The ORM, as the streaming path reaches it: a few named calls, each run off the event loop."""
+"""The ORM, as the streaming path reaches it: a few named calls, each run off the event loop.
+
+They all run on one thread of their own, which keeps its database connection open.
+Under load this matters: a fresh connection per call (asgiref's default under ASGI)
+costs more than the query, and one writer thread never meets another in SQLite's lock.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from channels.db import database_sync_to_async
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from chat.errors import Conflict, NotFound, Unavailable
@@ -19,13 +26,44 @@ INTERRUPTED = "The server restarted while this reply was being written."
 YOUNG = timedelta(seconds=30)
 
 
+_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-db")
+
+
+def on_db_thread(function):
+    """Make `function` awaitable, run on the streaming path's database thread."""
+
+    @functools.wraps(function)
+    async def call(*args, **kwargs):
+        work = functools.partial(_run, function, args, kwargs)
+        return await asyncio.get_running_loop().run_in_executor(_thread, work)
+
+    return call
+
+
+def _run(function, args, kwargs):
+    try:
+        return function(*args, **kwargs)
+    except (InterfaceError, OperationalError):
+        if connection.in_atomic_block:
+            raise
+        # The database may have dropped our long-lived connection: reconnect once.
+        connection.close()
+        return function(*args, **kwargs)
+
+
+def close_connection() -> None:
+    """Close the database thread's connection (before dropping a test database, say)."""
+    # A lambda: `connection` must be looked up on that thread, where its connection lives.
+    _thread.submit(lambda: connection.close()).result()
+
+
 def title_from(content: str) -> str:
     """A first message, shortened to a sidebar title."""
     line = " ".join(content.split())
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
-@database_sync_to_async
+@on_db_thread
 def begin_reply(
     user,
     conversation_id: int,
@@ -84,7 +122,7 @@ def _drop_last_turn(conversation: Conversation, prior: list[Message]) -> list[Me
     return prior[: users[-1]]
 
 
-@database_sync_to_async
+@on_db_thread
 def reap_interrupted(is_running: Callable[[int], bool]) -> int:
     """Mark streaming replies that no process is writing any more as failed; say how many."""
     old = Message.objects.streaming().filter(created_at__lt=timezone.now() - YOUNG)
@@ -96,7 +134,7 @@ def reap_interrupted(is_running: Callable[[int], bool]) -> int:
     )
 
 
-@database_sync_to_async
+@on_db_thread
 def start_conversation(
     user, model: str, title: str, system_prompt: str, turns: list[dict]
 ) -> Conversation:
@@ -112,7 +150,7 @@ def start_conversation(
     return conversation
 
 
-@database_sync_to_async
+@on_db_thread
 def ping() -> None:
     """Raise Unavailable unless the database answers."""
     try:
@@ -122,20 +160,24 @@ def ping() -> None:
         raise Unavailable(f"The database is unreachable: {exc}") from None
 
 
-@database_sync_to_async
-def checkpoint_reply(message_id: int, content: str) -> None:
-    """Save the text so far, so a crash loses at most a second of it."""
-    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(content=content)
+@on_db_thread
+def checkpoint_replies(contents: dict[int, str]) -> None:
+    """Save the text so far of many streaming replies, in one transaction."""
+    with transaction.atomic():
+        for message_id, content in contents.items():
+            Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+                content=content
+            )
 
 
-@database_sync_to_async
+@on_db_thread
 def finish_reply(message_id: int, **fields) -> None:
     """Save the reply's final text, status and timings."""
     Message.objects.filter(pk=message_id).update(**fields)
     Conversation.objects.filter(messages__pk=message_id).update(updated_at=timezone.now())
 
 
-@database_sync_to_async
+@on_db_thread
 def conversation_for_user(user, conversation_id: int) -> Conversation:
     """The conversation if `user` owns it; NotFound otherwise."""
     conversation = Conversation.objects.for_user(user).filter(pk=conversation_id).first()
@@ -144,7 +186,7 @@ def conversation_for_user(user, conversation_id: int) -> Conversation:
     return conversation
 
 
-@database_sync_to_async
+@on_db_thread
 def previous_user_message_id(message: Message) -> int | None:
     """The id of the user message a reply answers."""
     earlier = Message.objects.filter(
@@ -153,7 +195,7 @@ def previous_user_message_id(message: Message) -> int | None:
     return earlier.order_by("-pk").values_list("pk", flat=True).first()
 
 
-@database_sync_to_async
+@on_db_thread
 def message_for_user(user, message_id: int) -> Message:
     """The message if `user` owns its conversation; NotFound otherwise."""
     message = Message.objects.for_user(user).filter(pk=message_id).first()

@@ -103,10 +103,10 @@ TEMPLATES = [
 DATABASE_URL = os.getenv("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets readers go on while a reply is checkpointed; IMMEDIATE avoids
-    # "database is locked" upgrades when two writers meet.
+    # IMMEDIATE avoids "database is locked" upgrades when two writers meet. WAL (set
+    # once, at migrate: it stays with the file) lets readers go on while replies are saved.
     DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "init_command": "PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }

@@ -13,7 +13,7 @@ import pytest
 import redis
 import uvicorn
 
-from chat import providers
+from chat import db, providers
 from chat.models import ApiKey, Conversation, Message
 from tests import processes
 from tests.sse import EventStream
@@ -67,6 +67,9 @@ def live_server_url(django_db_setup, django_db_blocker):
     server.start()
     yield server.url
     server.stop()
+    # The streaming path's database thread keeps its connection open; PostgreSQL will
+    # not drop the test database while it is.
+    db.close_connection()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,14 @@ import pytest
 
 from chat.models import ApiKey, Message
 from tests.conftest import reattach, send, wait_for_status
-from tests.processes import Process, environment, free_port, start_web, start_worker
+from tests.processes import (
+    WORKER_CHANNEL,
+    Process,
+    environment,
+    free_port,
+    start_web,
+    start_worker,
+)
 from tests.sse import text_of
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.model]
@@ -32,7 +39,13 @@ def client(url: str, user) -> httpx.Client:
 
 @pytest.fixture
 def cluster(redis_url, tmp_path, alice):
-    env = environment(redis_url, CHAT_MAX_NEW_TOKENS=120, CHAT_DISCONNECT_GRACE_SECONDS=20)
+    # A queue of its own: only this cluster's worker (the one the test kills) may serve it.
+    env = environment(
+        redis_url,
+        CHAT_MAX_NEW_TOKENS=120,
+        CHAT_DISCONNECT_GRACE_SECONDS=20,
+        CHAT_WORKER_CHANNEL=f"{WORKER_CHANNEL}-cluster",
+    )
     worker = start_worker(env, tmp_path)
     web_a, url_a = start_web(env, tmp_path, "web-a")
     web_b, url_b = start_web(env, tmp_path, "web-b")

@@ -49,6 +49,8 @@ class EventLog:
                 return  # the client has already seen the end
             changed = self._changed
             try:
-                await asyncio.wait_for(changed.wait(), keepalive)
+                # asyncio.timeout, not wait_for: no extra task per wait, per listener.
+                async with asyncio.timeout(keepalive):
+                    await changed.wait()
             except TimeoutError:
                 yield None

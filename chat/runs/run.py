@@ -16,6 +16,7 @@ from chat.models import Message
 from chat.prompt import fit_to_context
 from chat.providers.base import Generation, Provider, ProviderError
 
+from .checkpoints import checkpoints
 from .log import EventLog
 
 logger = logging.getLogger(__name__)
@@ -50,8 +51,6 @@ class Run:
         self._last_flush = float("-inf")
         self._flush_handle: asyncio.TimerHandle | None = None
         self._first_token: float | None = None
-        self._last_checkpoint = started
-        self._checkpoint: asyncio.Task | None = None
 
     @property
     def content(self) -> str:
@@ -177,8 +176,7 @@ class Run:
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_later(wait, self._flush)
-        if now - self._last_checkpoint >= settings.CHAT_CHECKPOINT_SECONDS:
-            self._start_checkpoint(now)
+        checkpoints.changed(self)
 
     def _flush(self) -> None:
         if self._flush_handle:
@@ -188,14 +186,6 @@ class Run:
             self.log.append(events.DELTA, events.delta_data("".join(self._pending)))
             self._pending.clear()
             self._last_flush = time.monotonic()
-
-    def _start_checkpoint(self, now: float) -> None:
-        if self._checkpoint and not self._checkpoint.done():
-            return  # the database is slower than a second; skip rather than pile up
-        self._last_checkpoint = now
-        self._checkpoint = asyncio.create_task(
-            db.checkpoint_reply(self.ids.message_id, self.content)
-        )
 
     def _metrics(self) -> dict:
         end = time.monotonic()
@@ -207,9 +197,8 @@ class Run:
         }
 
     async def _save(self, final: dict, error: ProviderError | None) -> None:
-        if self._checkpoint:
-            with contextlib.suppress(Exception):
-                await self._checkpoint
+        # A checkpoint that runs after this write finds the reply no longer streaming,
+        # so it can never overwrite the final text with an older one.
         message = error.message if error else ""
         await db.finish_reply(self.ids.message_id, content=self.content, error=message, **final)
 

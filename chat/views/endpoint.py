@@ -6,11 +6,11 @@ import functools
 import json
 from inspect import iscoroutinefunction
 
-from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig
 from django.views.decorators.csrf import csrf_exempt
 
 from chat.auth import authenticate
+from chat.db import on_db_thread
 from chat.errors import BadRequest, ChatError, MethodNotAllowed, TooLarge
 
 
@@ -28,7 +28,7 @@ def api_endpoint(*methods: str):
 
             async def wrapper(request, *args, **kwargs):
                 try:
-                    await sync_to_async(_admit)(request, methods)
+                    await on_db_thread(_admit)(request, methods)
                     return await view(request, *args, **kwargs)
                 except ChatError as error:
                     return error.response()

@@ -130,12 +130,22 @@ async def test_closing_the_stream_stops_the_worker(provider):
 
 @pytest.mark.model
 async def test_two_replies_stream_at_once(provider):
-    questions = ["Name three fruits.", "Count to ten."]
-    alone = ["".join(await collect(provider, ask(q, max_tokens=30))) for q in questions]
+    arrivals = []
 
-    together = await asyncio.gather(*(collect(provider, ask(q, max_tokens=30)) for q in questions))
+    async def follow(name: str, question: str) -> str:
+        text = ""
+        async for delta in provider.stream(ask(question, max_tokens=30)):
+            arrivals.append(name)
+            text += delta
+        return text
 
-    assert ["".join(deltas) for deltas in together] == alone
+    texts = await asyncio.gather(follow("a", "Name three fruits."), follow("b", "Count to ten."))
+
+    assert all(texts)
+    # Interleaved, not one after the other: each began before the other finished.
+    # (That a batched reply is the one it would be alone: see test_local_engine.py.)
+    assert arrivals.index("a") < len(arrivals) - 1 - arrivals[::-1].index("b")
+    assert arrivals.index("b") < len(arrivals) - 1 - arrivals[::-1].index("a")
 
 
 @pytest.mark.model
@@ -249,11 +259,11 @@ async def test_it_samples_when_given_a_temperature(provider):
 
 
 @pytest.mark.model
-async def test_a_failure_in_the_worker_becomes_a_provider_error(provider, loaded, monkeypatch):
+async def test_a_failure_in_the_model_becomes_a_provider_error(provider, loaded, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(loaded.model, "generate", broken)
+    monkeypatch.setattr(loaded.model, "forward", broken)
 
     with pytest.raises(ProviderError) as error:
         await collect(provider, ask("Hello"))

@@ -1,7 +1,9 @@
 """In-process generation with a Hugging Face model, by default the packaged SmolLM2-135M.
 
-`loading` finds, loads and caches the model; `text` turns token ids into text deltas;
-`provider` holds LocalProvider, which runs generation in worker threads.
+`loading` finds, loads and caches the model; `engine` generates every reply of the model
+together in one thread (continuous batching), over the KV cache that `batch` keeps;
+`text` turns token ids into text deltas; `provider` holds LocalProvider, which streams
+replies from the engine.
 """
 
 from .loading import CACHE_STAMP, LoadedModel, load_model, shared_model

@@ -42,6 +42,12 @@ class LoadedModel:
         """How many positions the model attends to, prompt and reply together."""
         return getattr(self.model.config, "max_position_embeddings", None) or 2048
 
+    @property
+    def eos_ids(self) -> set[int]:
+        """The token ids that end a reply."""
+        eos = self.model.generation_config.eos_token_id
+        return set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+
 
 _loaded: LoadedModel | None = None
 _load_lock = threading.Lock()

@@ -74,15 +74,14 @@ async def _prepare_off_loop(generation: Generation) -> tuple[LoadedModel, list[i
     except ProviderError:
         raise
     except Exception as exc:
-        log.exception("Loading the local model failed")
+        log.exception("Preparing a local reply failed")
         raise ProviderError(
-            "model_unavailable", "The local model could not be loaded; see the server log."
+            "generation_failed", "The local model failed while writing the reply."
         ) from exc
 
 
 def _prepare(generation: Generation) -> tuple[LoadedModel, list[int], int]:
-    loaded = shared_model()
-    shared_engine()  # started here, off the event loop, the first time
+    loaded = _load()
     prompt = _prompt_ids(loaded, generation.messages)
     generation.prompt_tokens = len(prompt)
     room = loaded.context_window - len(prompt)
@@ -91,6 +90,21 @@ def _prepare(generation: Generation) -> tuple[LoadedModel, list[int], int]:
             "context_length_exceeded", "The conversation is too long for the local model."
         )
     return loaded, prompt, min(generation.max_tokens or settings.CHAT_MAX_NEW_TOKENS, room)
+
+
+def _load() -> LoadedModel:
+    """The shared model, its engine started; any failure means the model is unavailable."""
+    try:
+        loaded = shared_model()
+        shared_engine()
+    except ProviderError:  # a configuration error names the variable to set
+        raise
+    except Exception as exc:
+        log.exception("Loading the local model failed")
+        raise ProviderError(
+            "model_unavailable", "The local model could not be loaded; see the server log."
+        ) from exc
+    return loaded
 
 
 def _prompt_ids(loaded: LoadedModel, messages: list[dict]) -> list[int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -20,6 +21,7 @@ from chat.errors import Conflict, NotFound, Unavailable
 from chat.models import Conversation, Message
 from chat.prompt import history
 
+logger = logging.getLogger(__name__)
 TITLE_LENGTH = 60
 INTERRUPTED = "The server restarted while this reply was being written."
 # A reply is stored a moment before its run is registered; the reaper leaves young ones alone.
@@ -156,8 +158,10 @@ def ping() -> None:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except DatabaseError as exc:
-        raise Unavailable(f"The database is unreachable: {exc}") from None
+    except DatabaseError:
+        # The driver's text names hosts, ports and users: for the log, not for the caller.
+        logger.warning("the database is unreachable", exc_info=True)
+        raise Unavailable("The database is unreachable.") from None
 
 
 @on_db_thread

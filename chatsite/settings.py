@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "chat.middleware.ContentSecurityPolicyMiddleware",
+    "chat.middleware.NoStoreMiddleware",
 ]
 
 ROOT_URLCONF = "chatsite.urls"

@@ -24,6 +24,7 @@ from chat.prompt import history
 logger = logging.getLogger(__name__)
 TITLE_LENGTH = 60
 INTERRUPTED = "The server restarted while this reply was being written."
+INTERRUPTED_CODE = "interrupted"
 # A reply is stored a moment before its run is registered; the reaper leaves young ones alone.
 YOUNG = timedelta(seconds=30)
 
@@ -112,8 +113,8 @@ def _refuse_if_busy(conversation: Conversation, is_running: Callable[[int], bool
             )
         # Nobody is generating it any more (the server restarted): close it honestly.
         message.status = Message.Status.FAILED
-        message.error = INTERRUPTED
-        message.save(update_fields=["status", "error"])
+        message.error, message.error_code = INTERRUPTED, INTERRUPTED_CODE
+        message.save(update_fields=["status", "error", "error_code"])
 
 
 def _drop_last_turn(conversation: Conversation, prior: list[Message]) -> list[Message]:
@@ -132,7 +133,7 @@ def reap_interrupted(is_running: Callable[[int], bool]) -> int:
     return (
         Message.objects.streaming()
         .filter(pk__in=dead)
-        .update(status=Message.Status.FAILED, error=INTERRUPTED)
+        .update(status=Message.Status.FAILED, error=INTERRUPTED, error_code=INTERRUPTED_CODE)
     )
 
 

@@ -80,6 +80,8 @@ class Message(models.Model):
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # Why a failed reply failed, as its `error` event said (`upstream_timeout`, `interrupted`…).
+    error_code = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = MessageQuerySet.as_manager()

@@ -8,6 +8,7 @@ import websockets
 from asgiref.sync import sync_to_async
 
 from chat.models import Message
+from tests.conftest import log_expired
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,6 +82,34 @@ async def test_it_reattaches_after_the_last_event_id(
         rest = await receive_until_end(ws)
     assert rest[0]["id"] == f"{mid}:3"
     assert text_of(first) + text_of(rest) == (await stored(mid)).content
+
+
+async def test_a_follow_after_the_log_expired_gets_a_snapshot(
+    live_server_url, alice_cookie, conversation, settings
+):
+    settings.CHAT_EVENT_LOG_TTL_SECONDS = 0
+    async with connect(live_server_url, conversation["id"], alice_cookie) as ws:
+        await ws.send(json.dumps({"type": "send", "content": "Hello"}))
+        original = await receive_until_end(ws)
+        mid = original[0]["message_id"]
+        await wait_until_async(lambda: log_expired(mid))
+        follow = {"type": "follow", "message_id": mid, "last_event_id": original[1]["id"]}
+        await ws.send(json.dumps(follow))
+        snapshot, done = await receive_until_end(ws)
+    assert snapshot == {
+        "type": "snapshot",
+        "id": f"{mid}:2",
+        "message_id": mid,
+        "text": (await stored(mid)).content,
+    }
+    assert (done["type"], done["status"]) == ("done", "complete")
+
+
+async def wait_until_async(condition, timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "the condition never came true"
+        await asyncio.sleep(0.02)
 
 
 async def test_bad_input_gets_an_error_message_not_a_crash(

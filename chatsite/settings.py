@@ -54,7 +54,8 @@ if not SECRET_KEY and not DEBUG:
     # A built-in key would let anyone who has read this file forge sessions and reset links.
     raise ImproperlyConfigured(
         "SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is off; "
-        "scripts/run.sh makes one in var/secret_key."
+        "scripts/run.sh makes one in var/secret_key, and DEBUG=true (development "
+        "only) runs on a built-in key."
     )
 SECRET_KEY = SECRET_KEY or "chatsite-insecure-development-key-for-DEBUG-only"
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS") or ["127.0.0.1", "localhost", "[::1]", "testserver"]

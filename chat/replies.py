@@ -79,6 +79,7 @@ async def start_completion(user, messages: list[dict], model, **options) -> Run:
         raise BadRequest("The last message must be the user's.", code="invalid_messages")
     if any(m.get("role") not in Message.Role.values for m in messages):
         raise BadRequest("Roles are system, user and assistant.", code="invalid_messages")
+    _check_chat_size(messages)
     *earlier, last = messages
     content = clean_content(last.get("content"))
     system = "\n\n".join(m["content"] for m in earlier if m["role"] == Message.Role.SYSTEM)
@@ -86,6 +87,18 @@ async def start_completion(user, messages: list[dict], model, **options) -> Run:
     first = next(m["content"] for m in messages if m["role"] == Message.Role.USER)
     conversation = await db.start_conversation(user, model, db.title_from(first), system, turns)
     return await start_reply(user, conversation.id, content, model, **options)
+
+
+def _check_chat_size(messages: list[dict]) -> None:
+    """Every turn within CHAT_MAX_CONTENT_CHARS, and all of them within the chat's cap."""
+    limit = settings.CHAT_MAX_CONTENT_CHARS
+    for index, message in enumerate(messages):
+        if len(message["content"]) > limit:
+            size = len(message["content"])
+            raise TooLarge(f"messages[{index}] is {size} characters long; the limit is {limit}.")
+    total, cap = sum(len(m["content"]) for m in messages), settings.CHAT_COMPLETION_MAX_CHARS
+    if total > cap:
+        raise TooLarge(f"The messages hold {total} characters together; the limit is {cap}.")
 
 
 async def follow_run(run: Run) -> AsyncIterator[Event | None]:

@@ -52,3 +52,45 @@ def test_it_drops_the_oldest_turns_to_fit_but_keeps_the_persona_and_the_question
     assert fitted[1]["role"] == "user"
     assert 2 < len(fitted) < len(messages)
     assert TinyWindow().count_tokens("fake", fitted) <= 500
+
+
+class CountingProvider(TinyWindow):
+    """Counts how often it is asked to count; the whole prompt costs `overhead` more."""
+
+    def __init__(self, overhead=0):
+        super().__init__()
+        self.overhead, self.each_calls, self.whole_calls = overhead, 0, 0
+
+    def count_each(self, model, messages):
+        self.each_calls += 1
+        return super().count_each(model, messages)
+
+    def count_tokens(self, model, messages):
+        self.whole_calls += 1
+        return sum(len(m["content"]) // 4 + 4 for m in messages) + self.overhead
+
+
+def test_it_counts_each_turn_once_however_long_the_chat(settings):
+    settings.CHAT_MAX_NEW_TOKENS = 100
+    turns = [{"role": ("user", "assistant")[i % 2], "content": "a"} for i in range(30_001)]
+    provider = CountingProvider()
+    fitted = fit_to_context(provider, Generation("fake", turns))
+    assert provider.each_calls == 1
+    assert provider.whole_calls <= 2  # the system part (none here) and one exact check
+    assert fitted[-1] is turns[-1] and fitted[0]["role"] == "user"
+    assert 50 < len(fitted) < 200  # 500 tokens of 5-token turns
+
+
+def test_it_cuts_again_when_the_whole_prompt_counts_more_than_its_turns(settings):
+    settings.CHAT_MAX_NEW_TOKENS = 100
+    turns = [{"role": ("user", "assistant")[i % 2], "content": "x" * 40} for i in range(101)]
+    provider = CountingProvider(overhead=120)
+    fitted = fit_to_context(provider, Generation("fake", turns))
+    assert provider.count_tokens("fake", fitted) <= 500
+    assert len(fitted) >= 26  # (500 - 120) // 14 = 27 turns fit: cut no further than needed
+
+
+def test_it_keeps_the_question_even_when_it_alone_is_too_long(settings):
+    settings.CHAT_MAX_NEW_TOKENS = 100
+    turns = [{"role": "user", "content": "old"}, {"role": "user", "content": "y" * 10_000}]
+    assert fit_to_context(TinyWindow(), Generation("fake", turns)) == turns[-1:]

@@ -67,4 +67,8 @@ class Provider(ABC):
 
     def count_tokens(self, model: str, messages: list[dict]) -> int:
         """Estimate the prompt's size in tokens; providers with a tokenizer are exact."""
-        return sum(len(m["content"]) // 4 + 4 for m in messages)
+        return sum(self.count_each(model, messages))
+
+    def count_each(self, model: str, messages: list[dict]) -> list[int]:
+        """Each message's share of a prompt, in tokens, counted once (an estimate)."""
+        return [len(m["content"]) // 4 + 4 for m in messages]

@@ -15,6 +15,9 @@ from .loading import LoadedModel, shared_model
 from .text import IncrementalDecoder, StopSequenceFilter
 
 log = logging.getLogger(__name__)
+# What a chat template adds around each message (<|im_start|>role\n ... <|im_end|>\n):
+# an estimate, which fit_to_context corrects with one exact count of the whole prompt.
+TEMPLATE_TOKENS_PER_MESSAGE = 5
 
 
 class LocalProvider(Provider):
@@ -37,6 +40,15 @@ class LocalProvider(Provider):
     def count_tokens(self, model: str, messages: list[dict]) -> int:
         """The exact prompt length, chat template included (loads the model if it isn't yet)."""
         return len(_prompt_ids(shared_model(), messages))
+
+    def count_each(self, model: str, messages: list[dict]) -> list[int]:
+        """Each message's tokens, in one batched call, plus the template's markers."""
+        if not messages:
+            return []
+        encoded = shared_model().tokenizer(
+            [m["content"] for m in messages], add_special_tokens=False
+        )["input_ids"]
+        return [len(ids) + TEMPLATE_TOKENS_PER_MESSAGE for ids in encoded]
 
     async def stream(self, generation: Generation) -> AsyncIterator[str]:
         """Yield the reply's text deltas; cancelling the consumer ends it within a decode step."""

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat.views import account, api, health, history, openai_api, pages, stream
+from chat.views import account, api, health, history, openai_api, pages, shares, stream
 
 urlpatterns = [
     path("", pages.chat, name="chat"),
@@ -11,6 +11,9 @@ urlpatterns = [
     path("account/keys", account.create_key, name="account-create-key"),
     path("account/keys/<int:key_id>/revoke", account.revoke_key, name="account-revoke-key"),
     path("account/import", account.import_history, name="account-import"),
+    path("account/shares/<int:link_id>/revoke", shares.revoke_link, name="account-revoke-share"),
+    path("s/<slug:token>/", shares.shared_page, name="shared"),
+    path("api/conversations/<int:conversation_id>/share", shares.share, name="api-share"),
     path("api/models", api.models, name="api-models"),
     path("api/conversations", api.conversations, name="api-conversations"),
     path("api/conversations/<int:conversation_id>", api.conversation, name="api-conversation"),

@@ -39,6 +39,9 @@ def _conversation_fields(body: dict) -> dict:
     }
     if "model" in body:
         fields["model"] = check_model(body["model"])
+    if fields["title"]:
+        # A title the user chose is theirs: the model will not write another over it.
+        fields["title_source"] = Conversation.TitleSource.USER
     return {name: value for name, value in fields.items() if value is not None}
 
 

@@ -165,3 +165,12 @@ def test_a_huge_id_is_a_404_not_a_500(api):
 def test_an_unknown_api_address_is_a_json_404(api):
     response = httpx.get(f"{api.base_url}/api/nothing-here")
     assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
+
+
+def test_no_body_a_stranger_may_send_is_large_enough_to_be_spooled_to_disk(settings):
+    from chat.bodylimit import LARGER_BODIES, SIGNED_IN_ONLY, limit_for
+
+    open_to_anyone = ["/login/", "/signup/", "/api/conversations"]
+    open_to_anyone += [path for path in LARGER_BODIES if path not in SIGNED_IN_ONLY]
+    # Django keeps a body (and a multipart file) in memory up to this size.
+    assert max(limit_for(path) for path in open_to_anyone) <= settings.FILE_UPLOAD_MAX_MEMORY_SIZE

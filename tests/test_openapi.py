@@ -7,11 +7,11 @@ type and shape.
 
 from __future__ import annotations
 
-import secrets
+import re
 
+import httpx
 import pytest
 import schemathesis
-from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -44,8 +44,6 @@ def _routes(patterns, prefix=""):
 
 
 def _as_openapi(route: str) -> str:
-    import re
-
     return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)
 
 
@@ -56,7 +54,6 @@ def test_it_lists_every_api_and_v1_url():
 
 
 def test_it_serves_the_document_to_anyone(live_server_url, transactional_db):
-    import httpx
 
     response = httpx.get(live_server_url + "/api/openapi.json")
     assert response.status_code == 200
@@ -79,8 +76,18 @@ def _zip_bytes(context, value) -> bytes:
 schema = schemathesis.openapi.from_dict(document())
 
 
+def _log_in(base_url: str, username: str, password: str) -> dict:
+    """Sign in through the log-in page, as a browser does; its cookies."""
+    with httpx.Client(base_url=base_url, timeout=30) as web:
+        page = web.get("/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        form = {"username": username, "password": password, "csrfmiddlewaretoken": token}
+        assert web.post("/login/", data=form).status_code == 302
+        return dict(web.cookies)
+
+
 @pytest.fixture
-def doors(alice, settings):
+def doors(transactional_db, live_server_url, alice, settings):
     """How alice signs in: her API key, or a session cookie with its CSRF token.
 
     Each is a function of the path giving (headers, cookies); /v1/ takes keys only,
@@ -90,19 +97,27 @@ def doors(alice, settings):
     settings.CHAT_FAKE_TOKENS_PER_SECOND = 1000
     _key, raw = ApiKey.issue(alice)
     bearer = {"Authorization": f"Bearer {raw}"}
-    browser = Client()
-    browser.force_login(alice)
-    csrf = secrets.token_hex(16)
-    cookies = {"sessionid": browser.cookies["sessionid"].value, "csrftoken": csrf}
+    cookies = _log_in(live_server_url, "alice", "correct horse battery")
+    csrf = cookies["csrftoken"]
 
     def session(path):
         return (bearer, {}) if path.startswith("/v1/") else ({"X-CSRFToken": csrf}, cookies)
 
-    return {"key": lambda path: (bearer, {}), "session": session}
+    doors = {"key": lambda path: (bearer, {}), "session": session}
+    for door in doors.values():  # both really sign in: a run of 401s would prove nothing
+        sent_headers, sent_cookies = door("/api/conversations")
+        signed_in = httpx.post(
+            live_server_url + "/api/conversations",
+            json={},
+            headers=sent_headers,
+            cookies=sent_cookies,
+        )
+        assert signed_in.status_code == 201, signed_in.text
+    return doors
 
 
 @pytest.fixture
-def alices_objects(alice):
+def alices_objects(transactional_db, alice):
     """A conversation of alice's with a finished reply, for the ids in paths to find."""
     from tests.conftest import make_conversation
 

@@ -42,7 +42,12 @@ def ok(schema: dict, status: int = 200, media: str = JSON) -> dict[int, dict[str
 
 
 FORMAT = {"type": "string", "enum": list(CONTENT_TYPES), "default": "json"}
-DOWNLOADS = {200: {media.split(";")[0]: {"type": "string"} for media in CONTENT_TYPES.values()}}
+DOWNLOADS = {
+    200: {
+        media.split(";")[0]: {"type": "object"} if media == JSON else {}
+        for media in CONTENT_TYPES.values()
+    }
+}
 IMPORT_BODY = {
     JSON: {"description": "A chatsite export, or ChatGPT's conversations.json."},
     "application/zip": {"type": "string", "format": "binary"},
@@ -166,7 +171,7 @@ OPERATIONS = [
         "POST",
         "/v1/chat/completions",
         "OpenAI's chat completions; `stream: true` answers chat.completion.chunk events.",
-        {200: {JSON: r.V1_COMPLETION, EVENTS: r.EVENT_STREAM}},
+        {200: {JSON: r.V1_COMPLETION, EVENTS: r.V1_EVENT_STREAM}},
         body=bodies.chat_completion,
         # 500: the reply failed (kept, failed, in the history); the code says why.
         errors=(404, 500, 503),

@@ -80,9 +80,13 @@ SHARED_LINK = _object(
 )
 STOPPING = _object({"message_id": INTEGER, "stopping": BOOLEAN})
 IMPORTED = _object({"conversations": {"type": "array", "items": INTEGER}, "messages": INTEGER})
+# Each event's data is JSON (API.md, The stream); schemathesis checks every event with it.
 EVENT_STREAM = {
-    "type": "string",
+    "type": "object",
     "description": "Server-Sent Events: start, delta..., then done or error (API.md, The stream).",
+}
+V1_EVENT_STREAM = {
+    "description": "chat.completion.chunk events as JSON, then `data: [DONE]`.",
 }
 V1_MODEL = _object(
     {"id": STRING, "object": {"const": "model"}, "created": INTEGER, "owned_by": STRING}

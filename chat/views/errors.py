@@ -1,13 +1,18 @@
 """Django's 404 and 500 pages, answered in API.md's JSON shape under /api/ and /v1/."""
 
+from django.http import JsonResponse
 from django.views import defaults
 
-from chat.errors import error_response
+from chat import completions
+from chat.errors import NotFound, error_response
 
 API_PREFIXES = ("/api/", "/v1/")
 
 
 def not_found(request, exception=None):
+    if request.path.startswith("/v1/"):
+        missing = NotFound("There is nothing at this address.")
+        return JsonResponse(completions.error_body(missing), status=404)
     if request.path.startswith(API_PREFIXES):
         return error_response(404, "not_found", "There is nothing at this address.")
     return defaults.page_not_found(request, exception)

@@ -236,3 +236,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }
+if LOG_FORMAT == "json":
+    # uvicorn's own lines too, so that every line of the output is one JSON object.
+    for _name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        LOGGING["loggers"][_name] = {"handlers": ["console"], "propagate": False}

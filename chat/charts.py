@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 WIDTH, HEIGHT = 560, 220
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 26
+LEFT, RIGHT, TOP, BOTTOM = 52, 12, 12, 26
 SERIES_CLASSES = 6  # series-0 ... series-5 in charts.css, then they repeat
 
 
@@ -68,18 +68,20 @@ def series_class(index: int) -> str:
     return f"series-{index % SERIES_CLASSES}"
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest 1, 2, 2.5 or 5 times a power of ten at or above `value`."""
+def nice_top(value: float, ticks: int = 4) -> float:
+    """The axis's top: `ticks` equal steps of 1, 2 or 5 times a power of ten, reaching `value`."""
     if value <= 0:
-        return 1
-    power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * power:
-            return step * power
-    return 10 * power
+        return ticks
+    rough = value / ticks
+    power = 10 ** math.floor(math.log10(rough))
+    step = next(m * power for m in (1, 2, 5, 10) if rough <= m * power)
+    return step * ticks if step >= 1 else ticks
 
 
-def short_number(value: float) -> str:
+def short_number(value: float, unit: str = "") -> str:
+    """1500 as 1.5k, 2000000 as 2M; milliseconds from a second on as seconds."""
+    if unit == "ms":
+        return f"{value / 1000:g}s" if value >= 1000 else f"{value:g}ms"
     if value >= 1_000_000:
         return f"{value / 1_000_000:g}M"
     if value >= 1_000:
@@ -91,7 +93,7 @@ def _frame(chart: Chart, days: list[date], top: float, unit: str) -> None:
     """Axis labels: four y ticks up to `top`, and about six dates along x."""
     plot_h = chart.height - TOP - BOTTOM
     for i in range(5):
-        chart.y_ticks.append((TOP + plot_h - plot_h * i / 4, short_number(top * i / 4) + unit))
+        chart.y_ticks.append((TOP + plot_h - plot_h * i / 4, short_number(top * i / 4, unit)))
     step = max(1, math.ceil(len(days) / 6))
     for i in range(0, len(days), step):
         chart.x_labels.append((_day_x(chart, days, i), days[i].strftime("%b %-d")))
@@ -115,7 +117,7 @@ def stacked_bars(
     names = sorted(series)
     chart = Chart(id, title, unit, ["Day", *names], [])
     totals = [sum(series[n].get(d, 0) for n in names) for d in days]
-    top = nice_ceiling(max(totals, default=0))
+    top = nice_top(max(totals, default=0))
     _frame(chart, days, top, "")
     slot = (chart.plot_right - LEFT) / len(days)
     width = max(slot * 0.7, 1)
@@ -150,7 +152,7 @@ def day_lines(
     groups = sorted({group for group, _variant in keys})
     variants = sorted({variant for _group, variant in keys})
     chart = Chart(id, title, unit, ["Day", *(f"{g} {v}" for g, v in keys)], [])
-    top = nice_ceiling(max((v for s in series.values() for v in s.values()), default=0))
+    top = nice_top(max((v for s in series.values() for v in s.values()), default=0))
     _frame(chart, days, top, unit)
     for group, variant in keys:
         css = series_class(groups.index(group))
@@ -180,7 +182,7 @@ def ranked_bars(id: str, title: str, items: list[tuple[str, int]], unit: str = "
     row = 26
     height = TOP + BOTTOM + row * max(len(items), 1)
     chart = Chart(id, title, unit, ["", unit or "value"], [], height=height)
-    top = nice_ceiling(max((v for _l, v in items), default=0))
+    top = nice_top(max((v for _l, v in items), default=0))
     left = 130
     span = chart.plot_right - left - 44  # room for the value after the longest bar
     for i, (label, value) in enumerate(items):

@@ -5,7 +5,7 @@ import logging
 import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.utils.functional import empty
+from django.utils.functional import SimpleLazyObject, empty
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from chat import logs, metrics
@@ -136,8 +136,7 @@ def _route(request) -> str:
 
 def _user_id(request):
     """Who made the request, where it is already known: no database query for the log."""
-    user = getattr(request, "api_user", None)
-    if user is None:
-        lazy = request.__dict__.get("user")
-        user = None if lazy is None or lazy._wrapped is empty else lazy._wrapped
+    user = getattr(request, "api_user", None) or request.__dict__.get("user")
+    if isinstance(user, SimpleLazyObject):  # not looked up yet: leave it so
+        user = None if user._wrapped is empty else user._wrapped
     return user.pk if user is not None and user.is_authenticated else None

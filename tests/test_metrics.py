@@ -234,7 +234,8 @@ def test_a_worker_reports_its_slots_queue_and_tokens(redis_url, alice, tmp_path,
         redis_url,
         CHAT_WORKER_METRICS_PORT=port,
         CHAT_WORKER_SLOTS=1,
-        CHAT_MAX_NEW_TOKENS=150,
+        CHAT_MAX_NEW_TOKENS=60,
+        CHAT_WORKER_QUEUE_TIMEOUT_SECONDS=300,
         CHAT_WORKER_CHANNEL=f"{WORKER_CHANNEL}-metrics",
     )
     worker = start_worker(env, tmp_path)
@@ -259,7 +260,7 @@ def test_a_worker_reports_its_slots_queue_and_tokens(redis_url, alice, tmp_path,
                 assert value(busy, "chat_worker_slots_busy") == 1
                 assert first.all()[-1].event == second.all()[-1].event == "done"
         ids = [start.data["message_id"] for start in starts]
-        tokens = sum(wait_for_status(mid, timeout=60).output_tokens for mid in ids)
+        tokens = sum(wait_for_status(mid, timeout=300).output_tokens for mid in ids)
         done = eventually(
             lambda: (
                 value(s := worker_samples(port), "chat_worker_requests_total", status="complete")

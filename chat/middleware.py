@@ -1,6 +1,7 @@
 """Our middleware: a Content-Security-Policy, static files without a thread hop, and the
 request's id, log line and metrics."""
 
+import asyncio
 import logging
 import time
 
@@ -9,6 +10,7 @@ from django.utils.functional import SimpleLazyObject, empty
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from chat import logs, metrics
+from chat.views.metrics import metrics_view
 
 access_log = logging.getLogger("chat.requests")
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -140,3 +142,19 @@ def _user_id(request):
     if isinstance(user, SimpleLazyObject):  # not looked up yet: leave it so
         user = None if user._wrapped is empty else user._wrapped
     return user.pk if user is not None and user.is_authenticated else None
+
+
+class MetricsEndpointMiddleware:
+    """Answer GET /metrics first of all, before host-name and HTTPS checks (chat.views.metrics)."""
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request):
+        if request.path_info == "/metrics":
+            return await asyncio.to_thread(metrics_view, request)
+        return await self.get_response(request)

@@ -1,13 +1,12 @@
 from django.urls import path
 
-from chat.views import account, api, health, history, metrics, openai_api, pages, stream
+from chat.views import account, api, health, history, openai_api, pages, stream
 
 urlpatterns = [
     path("", pages.chat, name="chat"),
     path("c/<int:conversation_id>/", pages.chat, name="conversation"),
     path("signup/", pages.signup, name="signup"),
     path("healthz", health.health, name="health"),
-    path("metrics", metrics.metrics_view, name="metrics"),
     path("account/", account.account, name="account"),
     path("account/keys", account.create_key, name="account-create-key"),
     path("account/keys/<int:key_id>/revoke", account.revoke_key, name="account-revoke-key"),

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "chat.middleware.MetricsEndpointMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "chat.middleware.StaticFilesMiddleware",
     "chat.middleware.RequestContextMiddleware",

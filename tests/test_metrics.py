@@ -85,6 +85,15 @@ def test_it_refuses_a_scraper_without_the_token(api, metrics_on, authorization):
     assert "chat_replies" not in response.text
 
 
+def test_it_answers_a_scraper_at_its_address_whatever_the_host_name(api, metrics_on):
+    # Prometheus reaches each container by IP, which no ALLOWED_HOSTS lists.
+    auth = {"Authorization": f"Bearer {TOKEN}", "Host": "172.18.0.7:8000"}
+    response = httpx.get(f"{api.base_url}/metrics", headers=auth)
+    assert response.status_code == 200 and "chat_replies_started_total" in response.text
+    assert httpx.get(f"{api.base_url}/api/models", headers=auth).status_code == 400
+    assert httpx.post(f"{api.base_url}/metrics", headers=auth).status_code == 405
+
+
 def test_it_refuses_a_users_own_api_key(api, metrics_on):
     # `api` is alice's client: her valid key is no metrics token.
     assert api.get("/metrics").status_code == 401

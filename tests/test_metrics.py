@@ -18,7 +18,6 @@ from tests.processes import (
     environment,
     free_port,
     start_web,
-    start_worker,
 )
 
 TOKEN = "scrape-me-0123456789"
@@ -247,7 +246,10 @@ def test_a_worker_reports_its_slots_queue_and_tokens(redis_url, alice, tmp_path,
         CHAT_WORKER_QUEUE_TIMEOUT_SECONDS=300,
         CHAT_WORKER_CHANNEL=f"{WORKER_CHANNEL}-metrics",
     )
-    worker = start_worker(env, tmp_path)
+    worker = Process("worker", [sys.executable, "manage.py", "generation_worker"], env, tmp_path)
+    worker.wait_for_output(
+        "generation worker ready", timeout=240
+    )  # torch loads slowly on a busy machine
     web, url = start_web(env, tmp_path, "web")
     _key, raw = ApiKey.issue(alice)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -242,8 +243,7 @@ def test_a_worker_reports_its_slots_queue_and_tokens(redis_url, alice, tmp_path,
         redis_url,
         CHAT_WORKER_METRICS_PORT=port,
         CHAT_WORKER_SLOTS=1,
-        CHAT_MAX_NEW_TOKENS=60,
-        CHAT_WORKER_QUEUE_TIMEOUT_SECONDS=300,
+        CHAT_WORKER_QUEUE_TIMEOUT_SECONDS=120,
         CHAT_WORKER_CHANNEL=f"{WORKER_CHANNEL}-metrics",
     )
     worker = Process("worker", [sys.executable, "manage.py", "generation_worker"], env, tmp_path)
@@ -257,29 +257,39 @@ def test_a_worker_reports_its_slots_queue_and_tokens(redis_url, alice, tmp_path,
         assert value(idle, "chat_worker_slots") == 1
         assert value(idle, "chat_worker_slots_busy") == 0
         auth = {"Authorization": f"Bearer {raw}"}
-        with httpx.Client(base_url=url, headers=auth, timeout=60) as api:
-            chats = [api.post("/api/conversations", json={"model": LOCAL}).json() for _ in "ab"]
-            with (
-                send(api, chats[0]["id"], STORY) as first,
-                send(api, chats[1]["id"], STORY) as second,
-            ):
-                starts = [next(first), next(second)]
-                # One slot: one reply is generated, the other waits in the queue.
-                busy = eventually(
-                    lambda: (s := worker_samples(port))["chat_worker_queue_depth", ()] == 1 and s
-                )
-                assert value(busy, "chat_worker_slots_busy") == 1
-                assert first.all()[-1].event == second.all()[-1].event == "done"
-        ids = [start.data["message_id"] for start in starts]
-        tokens = sum(wait_for_status(mid, timeout=300).output_tokens for mid in ids)
+        short = {"model": LOCAL, "max_tokens": 5, "stream": True,
+                 "messages": [{"role": "user", "content": "Say hello."}]}  # fmt: skip
+        with httpx.Client(base_url=url, headers=auth, timeout=120) as api:
+            chat = api.post("/api/conversations", json={"model": LOCAL}).json()
+            with send(api, chat["id"], STORY) as first:
+                long_id = next(first).data["message_id"]
+                next(first)  # a delta: the worker's one slot is taken
+                with api.stream("POST", "/v1/chat/completions", json=short) as second:
+                    # One slot: the second request waits in the queue until the first ends.
+                    busy = eventually(
+                        lambda: (
+                            (s := worker_samples(port))["chat_worker_queue_depth", ()] == 1 and s
+                        )
+                    )
+                    assert value(busy, "chat_worker_slots_busy") == 1
+                    assert api.post(f"/api/messages/{long_id}/stop").status_code == 202
+                    chunks = [line for line in second.iter_lines() if line.startswith("data: ")]
+                assert chunks[-1] == "data: [DONE]"
+                assert first.all()[-1].data["status"] == "stopped"
+        short_id = int(json.loads(chunks[0][6:])["id"].removeprefix("chatcmpl-"))
+        stored = [wait_for_status(mid, timeout=60) for mid in (long_id, short_id)]
+        assert [m.status for m in stored] == ["stopped", "complete"]
         done = eventually(
             lambda: (
-                value(s := worker_samples(port), "chat_worker_requests_total", status="complete")
-                == 2
+                (s := worker_samples(port))["chat_worker_requests_total", (("status", "complete"),)]
+                == 1
                 and s
             )
         )
-        assert value(done, "chat_worker_output_tokens_total") == tokens
+        assert value(done, "chat_worker_requests_total", status="cancelled") == 1
+        # Every token stored was generated; a stop may leave a few generated but unsent.
+        generated = value(done, "chat_worker_output_tokens_total")
+        assert sum(m.output_tokens for m in stored) <= generated <= stored[1].output_tokens + 600
         assert value(done, "chat_worker_slots_busy") == 0
         assert value(done, "chat_worker_queue_depth") == 0
         assert value(done, "chat_worker_tokens_per_second") > 0

@@ -281,15 +281,14 @@ def test_a_worker_reports_its_slots_queue_and_tokens(redis_url, alice, tmp_path,
         assert [m.status for m in stored] == ["stopped", "complete"]
         done = eventually(
             lambda: (
-                (s := worker_samples(port))["chat_worker_requests_total", (("status", "complete"),)]
-                == 1
+                value(s := worker_samples(port), "chat_worker_requests_total", status="complete")
                 and s
             )
         )
         assert value(done, "chat_worker_requests_total", status="cancelled") == 1
         # Every token stored was generated; a stop may leave a few generated but unsent.
         generated = value(done, "chat_worker_output_tokens_total")
-        assert sum(m.output_tokens for m in stored) <= generated <= stored[1].output_tokens + 600
+        assert sum(m.output_tokens for m in stored) <= generated <= 512 + 5
         assert value(done, "chat_worker_slots_busy") == 0
         assert value(done, "chat_worker_queue_depth") == 0
         assert value(done, "chat_worker_tokens_per_second") > 0

@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import io
-import json
-import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection
 
-from . import chatgpt, chatsite, store
+from chat import safejson
+
+from . import archive, chatgpt, chatsite, store
 from .records import ConversationRecord, InvalidImport
 
 __all__ = ["ImportResult", "InvalidImport", "import_history", "import_upload", "parse", "read_file"]
 
-CHATGPT_FILE = "conversations.json"
 # Imports at once per process; more wait their turn. Each holds a whole file in memory.
 _import_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chat-import")
 
@@ -36,22 +35,11 @@ class ImportResult:
 def read_file(raw: bytes):
     """The JSON in an uploaded file (or in ChatGPT's export zip); InvalidImport if none."""
     if raw.startswith(b"PK\x03\x04"):
-        raw = _from_zip(raw)
+        raw = archive.conversations_json(raw, settings.CHAT_IMPORT_MAX_BYTES)
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return safejson.loads(raw)
+    except safejson.NotJSON as exc:
         raise InvalidImport(f"The file is not valid JSON: {exc}.") from None
-
-
-def _from_zip(raw: bytes) -> bytes:
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            names = [n for n in archive.namelist() if n.rsplit("/", 1)[-1] == CHATGPT_FILE]
-            if not names:
-                raise InvalidImport(f"The zip file holds no {CHATGPT_FILE}.")
-            return archive.read(names[0])
-    except zipfile.BadZipFile:
-        raise InvalidImport("The file looks like a zip file but cannot be opened.") from None
 
 
 def parse(data) -> list[ConversationRecord]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -22,6 +23,7 @@ from chat.errors import NotFound, Unavailable
 from chat.models import Conversation, Message
 from chat.prompt import history
 
+logger = logging.getLogger(__name__)
 INTERRUPTED = "The server restarted while this reply was being written."
 INTERRUPTED_CODE = "interrupted"
 # A reply is stored a moment before its run is registered; the reaper leaves young ones alone.
@@ -53,12 +55,13 @@ writes = _on(_writer)
 def _run(function, args, kwargs):
     try:
         return function(*args, **kwargs)
-    except (InterfaceError, OperationalError) as exc:
+    except (InterfaceError, OperationalError):
         # The database may have dropped this thread's lasting connection: the next call
         # reconnects. This one is not retried: a write may have happened before the error.
         if not connection.in_atomic_block:
             connection.close()
-        raise Unavailable(f"The database is unreachable: {exc}") from None
+        logger.warning("a database call failed", exc_info=True)
+        raise Unavailable("The database is unreachable.") from None
 
 
 def close_connection() -> None:
@@ -181,8 +184,10 @@ def ping() -> None:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except DatabaseError as exc:
-        raise Unavailable(f"The database is unreachable: {exc}") from None
+    except DatabaseError:
+        # The driver's text names hosts, ports and users: for the log, not for the caller.
+        logger.warning("the database is unreachable", exc_info=True)
+        raise Unavailable("The database is unreachable.") from None
 
 
 @writes

@@ -1,16 +1,18 @@
 from django.urls import path
 
-from chat.views import account, api, health, history, openai_api, pages, stream
+from chat.views import access, account, api, health, history, openai_api, pages, stream
 
 urlpatterns = [
     path("", pages.chat, name="chat"),
     path("c/<int:conversation_id>/", pages.chat, name="conversation"),
-    path("signup/", pages.signup, name="signup"),
+    path("signup/", access.signup_view, name="signup"),
     path("healthz", health.health, name="health"),
     path("account/", account.account, name="account"),
     path("account/keys", account.create_key, name="account-create-key"),
     path("account/keys/<int:key_id>/revoke", account.revoke_key, name="account-revoke-key"),
     path("account/import", account.import_history, name="account-import"),
+    path("account/email", access.change_email, name="account-email"),
+    path("account/delete", access.delete_account, name="account-delete"),
     path("api/models", api.models, name="api-models"),
     path("api/conversations", api.conversations, name="api-conversations"),
     path("api/conversations/<int:conversation_id>", api.conversation, name="api-conversation"),

@@ -263,3 +263,19 @@ def visitor(transactional_db, live_server_url):
     yield make
     for each in made:
         each.http.close()
+
+
+def wait_until(condition, timeout: float = 10, what: str = "the condition"):
+    """Poll `condition` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"{what} never came true"
+        time.sleep(0.02)
+    return value
+
+
+def log_expired(message_id: int) -> bool:
+    """Whether no process has the reply's event log any more (after CHAT_EVENT_LOG_TTL_SECONDS)."""
+    from chat.runs import registry
+
+    return registry().get(message_id) is None

@@ -99,7 +99,7 @@ def email_settings(**env) -> dict:
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", **env},
+        env={"PATH": "/usr/bin:/bin", "SECRET_KEY": "test", **env},
         capture_output=True,
         text=True,
         timeout=60,

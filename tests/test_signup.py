@@ -159,7 +159,7 @@ def test_a_bad_chat_signup_value_stops_the_start_up():
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "CHAT_SIGNUP": "sometimes"},
+        env={"PATH": "/usr/bin:/bin", "SECRET_KEY": "test", "CHAT_SIGNUP": "sometimes"},
         capture_output=True,
         text=True,
         timeout=120,

@@ -222,9 +222,13 @@ def bobs_conversation(bob) -> Conversation:
     return make_conversation(bob, "Bob's secret plan", [("user", "my secret plan", "complete")])
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Log-in tests try many passwords; the real hasher takes about a second each on a busy CI."""
+@pytest.fixture
+def fast_password_hashing(settings):
+    """Log-in tests try many passwords; the real hasher takes about a second each on a busy CI.
+
+    Only for tests whose passwords are checked in this process: another process would
+    not know this hasher.
+    """
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 

@@ -1,7 +1,11 @@
 """Deleting one's account: everything in it goes, its reply stops, its keys and sessions end."""
 
+import pytest
+
 from chat.models import ApiKey, Conversation, Message
 from tests.conftest import send
+
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 PASSWORD = "correct horse battery"
 

@@ -8,6 +8,8 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
+
 PASSWORD = "correct horse battery"
 LOCKED = "Too many failed sign-ins"
 

@@ -9,6 +9,8 @@ import pytest
 
 from tests.smtp_sink import SmtpSink
 
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
+
 ROOT = __file__.rsplit("/tests/", 1)[0]
 OLD = "correct horse battery"
 NEW = "a brand new passphrase"

@@ -14,6 +14,8 @@ from chat.errors import ChatError
 from chat.models import Invitation
 from chat.views.access import SignupForm
 
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
+
 ROOT = signup.__file__.rsplit("/chat/", 1)[0]
 PASSWORD = "a sturdy passphrase"
 

@@ -2,11 +2,13 @@
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from chat.models import Conversation, Invitation
 from tests.browser.conftest import PASSWORD
 
+pytestmark = pytest.mark.browser
 PASSWORD_LABEL = re.compile(r"^Password:?$")
 
 

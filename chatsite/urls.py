@@ -52,3 +52,6 @@ urlpatterns = [
     ),
     path("", include("chat.urls")),
 ]
+
+handler404 = "chat.views.errors.not_found"
+handler500 = "chat.views.errors.server_error"

@@ -29,10 +29,21 @@ class ConversationQuerySet(models.QuerySet):
 
 
 class Conversation(models.Model):
+    class TitleSource(models.TextChoices):
+        FIRST_LINE = "first_line"  # the first message's first line, until something better
+        MODEL = "model"  # written by the model after the first reply
+        USER = "user"  # given or changed by the user: never overwritten
+
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
     )
     title = models.CharField(max_length=200, blank=True, default="")
+    title_source = models.CharField(
+        max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_LINE
+    )
+    # The model's tokens spent writing the title: usage, though not a message.
+    title_tokens = models.PositiveIntegerField(default=0)
+    titled_at = models.DateTimeField(null=True, blank=True)
     model = models.CharField(max_length=200)
     system_prompt = models.TextField(blank=True, default="")
     # A default rather than auto_now_add, so an import can keep the original times.
@@ -94,6 +105,37 @@ class Message(models.Model):
 
     def __str__(self):
         return f"{self.role} message {self.pk}"
+
+
+class SharedLinkQuerySet(models.QuerySet):
+    def for_user(self, user):
+        """Only the links to conversations `user` owns."""
+        return self.filter(conversation__owner=user)
+
+
+class SharedLink(models.Model):
+    """A read-only snapshot of a conversation, for anyone who has its unguessable URL."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="shared_links"
+    )
+    token = models.CharField(max_length=64, unique=True)
+    title = models.CharField(max_length=200, blank=True, default="")
+    # [{"role", "content", "model"}], copied when shared: later messages never show.
+    messages = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SharedLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"shared link to {self.conversation_id}"
+
+    @property
+    def url(self) -> str:
+        return f"/s/{self.token}/"
 
 
 def hash_key(raw_key: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from django.conf import settings
 
-from chat import db, events
+from chat import db, events, titles
 from chat.db import INTERRUPTED
 from chat.errors import BadRequest, ChatError, TooLarge
 from chat.events import Event
@@ -40,12 +40,13 @@ def check_model(model) -> str:
 
 
 async def start_reply(
-    user, conversation_id: int, content, model=None, replace_last=False, **options
+    user, conversation_id: int, content, model=None, replace_last=False, titled=True, **options
 ) -> Run:
     """Store the user's message and start the model's reply as a run; return the run.
 
     `replace_last` first drops the last user message and what followed it (regenerate,
-    or edit the last question and resend).
+    or edit the last question and resend). `titled`: after a first reply, the model
+    writes the conversation's title.
     """
     started = time.monotonic()
     content = clean_content(content)
@@ -64,6 +65,8 @@ async def start_reply(
             reply.id, status=Message.Status.FAILED, error=error.message, error_code=error.code
         )
         raise
+    if titled:
+        titles.title_after(run)
     return run
 
 
@@ -85,7 +88,8 @@ async def start_completion(user, messages: list[dict], model, **options) -> Run:
     turns = [m for m in earlier if m["role"] != Message.Role.SYSTEM]
     first = next(m["content"] for m in messages if m["role"] == Message.Role.USER)
     conversation = await db.start_conversation(user, model, db.title_from(first), system, turns)
-    return await start_reply(user, conversation.id, content, model, **options)
+    # A script's call is no chat to find in a sidebar: no title is worth its tokens.
+    return await start_reply(user, conversation.id, content, model, titled=False, **options)
 
 
 async def follow_run(run: Run) -> AsyncIterator[Event | None]:

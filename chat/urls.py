@@ -1,7 +1,18 @@
 from django.urls import path, register_converter
 
 from chat.converters import IdConverter
-from chat.views import access, account, api, health, history, openai_api, openapi, pages, stream
+from chat.views import (
+    access,
+    account,
+    api,
+    health,
+    history,
+    openai_api,
+    openapi,
+    pages,
+    shares,
+    stream,
+)
 
 register_converter(IdConverter, "id")
 
@@ -16,6 +27,9 @@ urlpatterns = [
     path("account/import", account.import_history, name="account-import"),
     path("account/email", access.change_email, name="account-email"),
     path("account/delete", access.delete_account, name="account-delete"),
+    path("account/shares/<id:link_id>/revoke", shares.revoke_link, name="account-revoke-share"),
+    path("s/<slug:token>/", shares.shared_page, name="shared"),
+    path("api/conversations/<id:conversation_id>/share", shares.share, name="api-share"),
     path("api/openapi.json", openapi.openapi_document, name="api-openapi"),
     path("api/models", api.models, name="api-models"),
     path("api/conversations", api.conversations, name="api-conversations"),

@@ -16,6 +16,7 @@ import uvicorn
 from chat import db, providers
 from chat.models import ApiKey, Conversation, Message
 from tests import processes
+from tests.openai_upstream import OpenAIUpstream
 from tests.sse import EventStream
 
 
@@ -121,6 +122,21 @@ def openai_client(transactional_db, live_server_url, alice):
     base_url = f"{live_server_url}/v1"
     with openai.OpenAI(base_url=base_url, api_key=raw, max_retries=0, timeout=30) as client:
         yield client
+
+
+UPSTREAM_MODEL = "upstream-model"
+
+
+@pytest.fixture
+def upstream(settings):
+    """An OpenAI-compatible server on loopback, offered as the model UPSTREAM_MODEL."""
+    with OpenAIUpstream(models=[UPSTREAM_MODEL]) as server:
+        settings.OPENAI_API_KEY = "sk-test"
+        settings.OPENAI_BASE_URL = server.url
+        settings.OPENAI_MODELS = [UPSTREAM_MODEL]
+        settings.OPENAI_TIMEOUT_SECONDS = 5.0
+        providers.reset()
+        yield server
 
 
 @pytest.fixture

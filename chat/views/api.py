@@ -37,6 +37,9 @@ def _conversation_fields(request) -> dict:
     fields = {name: body.get(name) for name in ("title", "system_prompt")}
     if body.get("model") is not None:
         fields["model"] = check_model(body["model"])
+    if fields["title"]:
+        # A title the user chose is theirs: the model will not write another over it.
+        fields["title_source"] = Conversation.TitleSource.USER
     return {name: value for name, value in fields.items() if value is not None}
 
 

@@ -10,9 +10,13 @@ from django.utils import timezone
 
 
 class ConversationQuerySet(models.QuerySet):
+    def visible(self):
+        """Leave out conversations an import is still writing."""
+        return self.filter(importing_since__isnull=True)
+
     def for_user(self, user):
-        """Only the conversations `user` owns."""
-        return self.filter(owner=user)
+        """Only the conversations `user` owns (and can see: no import half-written)."""
+        return self.visible().filter(owner=user)
 
     def search(self, query: str):
         """Conversations whose title or any message contains `query`."""
@@ -47,6 +51,9 @@ class Conversation(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     flagged = models.BooleanField(default=False, db_index=True, help_text="Marked for review.")
+    # Set while an import writes the conversation, a batch at a time; until it is cleared,
+    # the conversation is hidden from every listing, search, export and door.
+    importing_since = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
 
     objects = ConversationQuerySet.as_manager()
 
@@ -59,8 +66,8 @@ class Conversation(models.Model):
 
 class MessageQuerySet(models.QuerySet):
     def for_user(self, user):
-        """Only messages in conversations `user` owns."""
-        return self.filter(conversation__owner=user)
+        """Only messages in conversations `user` owns (and can see)."""
+        return self.filter(conversation__owner=user, conversation__importing_since__isnull=True)
 
     def streaming(self):
         return self.filter(status=Message.Status.STREAMING)

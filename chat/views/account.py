@@ -67,9 +67,10 @@ def revoke_key(request, key_id: int):
 
 @login_required
 @require_POST
-def import_history(request):
+async def import_history(request):
+    user = await request.auser()
     try:
-        result = imports.import_history(request.user, imports.read_file(uploaded_bytes(request)))
+        result = await imports.import_upload(user, lambda: uploaded_bytes(request))
     except ChatError as error:
         messages.error(request, f"Nothing was imported. {error.message}")
     else:

@@ -92,8 +92,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "chat.middleware.MetricsEndpointMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "chat.middleware.StaticFilesMiddleware",
+    "chat.middleware.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -308,11 +310,41 @@ EMAIL_BACKEND = (
 )
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "chatsite <webmaster@localhost>")
+# Observability: Prometheus metrics and the log format.
+# /metrics answers only a scraper that sends this token; unset, it is a 404.
+CHAT_METRICS_TOKEN = envsecret("CHAT_METRICS_TOKEN")
+# Several processes serving one port (uvicorn --workers) share their metrics through
+# files here; prometheus_client reads the same variable. Empty it before they start.
+PROMETHEUS_MULTIPROC_DIR = os.getenv("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR {PROMETHEUS_MULTIPROC_DIR!r} is no folder"
+    )
+# A generation worker serves its own metrics on this port; 0: none.
+CHAT_WORKER_METRICS_PORT = envnum("CHAT_WORKER_METRICS_PORT", "0")
+LOG_FORMAT = os.getenv("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s"},
+        "json": {"()": "chat.logs.JsonFormatter"},
+    },
+    "filters": {"context": {"()": "chat.logs.ContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }
+if LOG_FORMAT == "json":
+    # uvicorn's own lines too, so that every line of the output is one JSON object.
+    for _name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        LOGGING["loggers"][_name] = {"handlers": ["console"], "propagate": False}

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from chat.dashboard import dashboard_view
 from chat.views.access import LoginView
 
 
@@ -11,6 +12,7 @@ def page(view, template: str, **options):
 
 
 urlpatterns = [
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

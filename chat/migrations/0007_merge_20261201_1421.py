@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chat', '0006_merge_20261201_1412'),
-        ('chat', '0006_merge_20261201_1418'),
+        ("chat", "0006_merge_20261201_1412"),
+        ("chat", "0006_merge_20261201_1418"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -7,7 +7,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from chat import api_keys, imports
+from chat import api_keys, dashboard, imports
 from chat.errors import ChatError, NotFound
 from chat.models import ApiKey
 from chat.usage import usage_for
@@ -32,6 +32,7 @@ def _page(request, form=None, new_key=None, status=200):
         "form": form or KeyForm(),
         "new_key": new_key,
         "usage": usage_for(request.user),
+        "usage_chart": dashboard.account_chart(request.user),
         **shares_context(request.user),
     }
     return render(request, "account/account.html", context, status=status)
@@ -67,9 +68,10 @@ def revoke_key(request, key_id: int):
 
 @login_required
 @require_POST
-def import_history(request):
+async def import_history(request):
+    user = await request.auser()
     try:
-        result = imports.import_history(request.user, imports.read_file(uploaded_bytes(request)))
+        result = await imports.import_upload(user, lambda: uploaded_bytes(request))
     except ChatError as error:
         messages.error(request, f"Nothing was imported. {error.message}")
     else:

@@ -46,7 +46,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
                 raise BadRequest("Send a message of type send, stop or follow.", code="bad_type")
             await handlers[kind](content)
         except ChatError as error:
-            await self.send_json({"type": "error", "code": error.code, "message": error.message})
+            await self.send_json({"type": "error", **error.as_dict()})
 
     async def _send(self, content: dict) -> None:
         run = await replies.start_reply(

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from django.conf import settings
 
-from chat import db, events
+from chat import db, events, limits
 from chat.db import INTERRUPTED
 from chat.errors import BadRequest, ChatError, TooLarge
 from chat.events import Event
@@ -52,11 +52,19 @@ async def start_reply(
     conversation = await db.conversation_for_user(user, conversation_id)
     model = check_model(model if model is not None else (conversation.model or None))
     await registry().check()  # refuse now, before anything is stored, if Redis is down
-    conversation, user_message, reply, prompt = await db.begin_reply(
-        user, conversation.id, content, model, registry().is_running, bool(replace_last)
-    )
+    async with limits.admitted(user) as slot:
+        begun = await db.begin_reply(
+            user, conversation.id, content, model, registry().is_running, bool(replace_last)
+        )
+        return await _launch(begun, model, options, slot, started)
+
+
+async def _launch(begun, model: str, options: dict, slot: limits.Slot, started: float) -> Run:
+    conversation, user_message, reply, prompt = begun
     ids = ReplyIds(reply.id, user_message.id, conversation.id)
+    options["max_tokens"] = capped_max_tokens(options.get("max_tokens"))
     run = Run(ids, provider_for(model), Generation(model, prompt, **options), started)
+    limits.hold_until_end(slot, run)
     try:
         await registry().launch(run)
     except ChatError as error:
@@ -65,13 +73,21 @@ async def start_reply(
     return run
 
 
+def capped_max_tokens(requested: int | None) -> int:
+    """The most tokens a reply may have: what the client asked, never above CHAT_MAX_NEW_TOKENS."""
+    cap = settings.CHAT_MAX_NEW_TOKENS
+    return cap if requested is None else min(requested, cap)
+
+
 async def start_completion(user, messages: list[dict], model, **options) -> Run:
     """Start a reply to a whole chat sent at once (the OpenAI-compatible door).
 
     The chat becomes a new conversation of `user`'s: titled from its first user message,
     system messages as its system prompt, earlier turns stored as complete messages. The
-    last message, the user's, then goes through `start_reply` like any other.
+    last message, the user's, then starts a reply as `start_reply` does; the limits are
+    checked before the conversation is stored.
     """
+    started = time.monotonic()
     model = check_model(model)
     if not messages or messages[-1].get("role") != Message.Role.USER:
         raise BadRequest("The last message must be the user's.", code="invalid_messages")
@@ -82,8 +98,11 @@ async def start_completion(user, messages: list[dict], model, **options) -> Run:
     system = "\n\n".join(m["content"] for m in earlier if m["role"] == Message.Role.SYSTEM)
     turns = [m for m in earlier if m["role"] != Message.Role.SYSTEM]
     first = next(m["content"] for m in messages if m["role"] == Message.Role.USER)
-    conversation = await db.start_conversation(user, model, db.title_from(first), system, turns)
-    return await start_reply(user, conversation.id, content, model, **options)
+    await registry().check()
+    async with limits.admitted(user) as slot:
+        conversation = await db.start_conversation(user, model, db.title_from(first), system, turns)
+        begun = await db.begin_reply(user, conversation.id, content, model, registry().is_running)
+        return await _launch(begun, model, options, slot, started)
 
 
 async def follow_run(run: Run) -> AsyncIterator[Event | None]:

@@ -28,6 +28,9 @@ def _test_settings(settings):
     settings.CHAT_FAKE_TOKENS = 40
     settings.CHAT_REDIS_PREFIX = processes.REDIS_PREFIX
     settings.CHAT_WORKER_CHANNEL = processes.WORKER_CHANNEL
+    # Tests of other things send freely; tests of the limits set them low.
+    settings.CHAT_USER_MAX_CONCURRENT_REPLIES = 1000
+    settings.CHAT_USER_REPLIES_PER_MINUTE = 1000
     providers.reset()
     yield settings
     providers.reset()

@@ -78,3 +78,12 @@ def test_stopping_closes_the_upstream_connection(api, upstream, pirate_chat):
     message = Message.objects.get(pk=mid)
     assert message.status == "stopped"
     assert 0 < len(message.content.split()) < 200
+
+
+def test_the_chat_path_always_sends_the_length_cap_upstream(api, upstream, pirate_chat, settings):
+    settings.CHAT_MAX_NEW_TOKENS = 3
+    upstream.tokens = ["One", " two", " three", " four", " five"]
+    with send(api, pirate_chat["id"], "Count to five.") as stream:
+        events = stream.all()
+    assert upstream.requests[-1].body["max_tokens"] == 3
+    assert text_of(events) == "One two three"

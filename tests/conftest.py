@@ -150,9 +150,11 @@ def wait_for_status(message_id: int, timeout: float = 10) -> Message:
     return message
 
 
-@pytest.fixture
-def redis_url(settings):
+@pytest.fixture(scope="session")
+def redis_url():
     """The real Redis the scale-out tests use; skipped where none runs (CI starts one)."""
+    from django.conf import settings
+
     url = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()

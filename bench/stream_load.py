@@ -45,6 +45,7 @@ import contextlib
 import json
 import os
 import resource
+import secrets
 import signal
 import socket
 import subprocess
@@ -512,8 +513,11 @@ def chatsite_env(args: argparse.Namespace, workdir: Path) -> dict:
         "CHAT_USER_REPLIES_PER_MINUTE": "1000000",
         "CHAT_USER_OUTPUT_TOKENS_PER_DAY": "0",
     }
+    # Settings refuse to start without a key when DEBUG is off; the run signs nothing lasting.
+    key = {"SECRET_KEY": secrets.token_urlsafe(50)}
     return (
-        os.environ
+        key
+        | os.environ
         | unlimited
         | extra
         | {

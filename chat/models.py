@@ -11,9 +11,13 @@ from django.utils import timezone
 
 
 class ConversationQuerySet(models.QuerySet):
+    def visible(self):
+        """Leave out conversations an import is still writing."""
+        return self.filter(importing_since__isnull=True)
+
     def for_user(self, user):
-        """Only the conversations `user` owns."""
-        return self.filter(owner=user)
+        """Only the conversations `user` owns (and can see: no import half-written)."""
+        return self.visible().filter(owner=user)
 
     def search(self, query: str):
         """Conversations whose title or any message contains `query`."""
@@ -27,16 +31,30 @@ class ConversationQuerySet(models.QuerySet):
 
 
 class Conversation(models.Model):
+    class TitleSource(models.TextChoices):
+        FIRST_LINE = "first_line"  # the first message's first line, until something better
+        MODEL = "model"  # written by the model after the first reply
+        USER = "user"  # given or changed by the user: never overwritten
+
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
     )
     title = models.CharField(max_length=200, blank=True, default="")
+    title_source = models.CharField(
+        max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_LINE
+    )
+    # The model's tokens spent writing the title: usage, though not a message.
+    title_tokens = models.PositiveIntegerField(default=0)
+    titled_at = models.DateTimeField(null=True, blank=True)
     model = models.CharField(max_length=200)
     system_prompt = models.TextField(blank=True, default="")
     # A default rather than auto_now_add, so an import can keep the original times.
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     flagged = models.BooleanField(default=False, db_index=True, help_text="Marked for review.")
+    # Set while an import writes the conversation, a batch at a time; until it is cleared,
+    # the conversation is hidden from every listing, search, export and door.
+    importing_since = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
 
     objects = ConversationQuerySet.as_manager()
 
@@ -49,8 +67,8 @@ class Conversation(models.Model):
 
 class MessageQuerySet(models.QuerySet):
     def for_user(self, user):
-        """Only messages in conversations `user` owns."""
-        return self.filter(conversation__owner=user)
+        """Only messages in conversations `user` owns (and can see)."""
+        return self.filter(conversation__owner=user, conversation__importing_since__isnull=True)
 
     def streaming(self):
         return self.filter(status=Message.Status.STREAMING)
@@ -81,6 +99,8 @@ class Message(models.Model):
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # Why a failed reply failed, as its `error` event said (`upstream_timeout`, `interrupted`…).
+    error_code = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = MessageQuerySet.as_manager()
@@ -90,6 +110,37 @@ class Message(models.Model):
 
     def __str__(self):
         return f"{self.role} message {self.pk}"
+
+
+class SharedLinkQuerySet(models.QuerySet):
+    def for_user(self, user):
+        """Only the links to conversations `user` owns."""
+        return self.filter(conversation__owner=user)
+
+
+class SharedLink(models.Model):
+    """A read-only snapshot of a conversation, for anyone who has its unguessable URL."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="shared_links"
+    )
+    token = models.CharField(max_length=64, unique=True)
+    title = models.CharField(max_length=200, blank=True, default="")
+    # [{"role", "content", "model"}], copied when shared: later messages never show.
+    messages = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SharedLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"shared link to {self.conversation_id}"
+
+    @property
+    def url(self) -> str:
+        return f"/s/{self.token}/"
 
 
 def hash_key(raw_key: str) -> str:
@@ -174,3 +225,49 @@ class DailyUsage(models.Model):
 
     def __str__(self):
         return f"{self.user} on {self.day}: {self.output_tokens} tokens"
+
+
+class TranscriptView(models.Model):
+    """A staff member opened a user's transcript in the admin: who, whose, which, when.
+
+    Names are copied, so the record outlives the accounts and the conversation it is about.
+    """
+
+    class Page(models.TextChoices):
+        CONVERSATION = "conversation"
+        EXPORT = "export"
+
+    viewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    viewer_name = models.CharField(max_length=150)
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    subject_name = models.CharField(max_length=150)
+    conversation_ref = models.BigIntegerField(help_text="The conversation's id.")
+    conversation_title = models.CharField(max_length=200, blank=True, default="")
+    page = models.CharField(max_length=16, choices=Page.choices)
+    viewed_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-viewed_at", "-id"]
+
+    def __str__(self):
+        return f"{self.viewer_name} read {self.subject_name}'s conversation {self.conversation_ref}"
+
+    @classmethod
+    def record(cls, viewer, conversations, page: str) -> None:
+        """Note that `viewer` has just seen `conversations` (owners selected) on `page`."""
+        cls.objects.bulk_create(
+            cls(
+                viewer=viewer,
+                viewer_name=viewer.get_username(),
+                subject=conversation.owner,
+                subject_name=conversation.owner.get_username(),
+                conversation_ref=conversation.pk,
+                conversation_title=conversation.title,
+                page=page,
+            )
+            for conversation in conversations
+        )

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from django.conf import settings
 
-from chat import db, events, limits
+from chat import db, events, limits, titles
 from chat.db import INTERRUPTED
 from chat.errors import BadRequest, ChatError, TooLarge
 from chat.events import Event
@@ -40,12 +40,13 @@ def check_model(model) -> str:
 
 
 async def start_reply(
-    user, conversation_id: int, content, model=None, replace_last=False, **options
+    user, conversation_id: int, content, model=None, replace_last=False, titled=True, **options
 ) -> Run:
     """Store the user's message and start the model's reply as a run; return the run.
 
     `replace_last` first drops the last user message and what followed it (regenerate,
-    or edit the last question and resend).
+    or edit the last question and resend). `titled`: after a first reply, the model
+    writes the conversation's title.
     """
     started = time.monotonic()
     content = clean_content(content)
@@ -56,10 +57,10 @@ async def start_reply(
         begun = await db.begin_reply(
             user, conversation.id, content, model, registry().is_running, bool(replace_last)
         )
-        return await _launch(begun, model, options, slot, started)
+        return await _launch(begun, model, options, slot, started, titled)
 
 
-async def _launch(begun, model: str, options: dict, slot: limits.Slot, started: float) -> Run:
+async def _launch(begun, model, options: dict, slot: limits.Slot, started, titled) -> Run:
     conversation, user_message, reply, prompt = begun
     ids = ReplyIds(reply.id, user_message.id, conversation.id)
     options["max_tokens"] = capped_max_tokens(options.get("max_tokens"))
@@ -68,8 +69,12 @@ async def _launch(begun, model: str, options: dict, slot: limits.Slot, started: 
     try:
         await registry().launch(run)
     except ChatError as error:
-        await db.finish_reply(reply.id, status=Message.Status.FAILED, error=error.message)
+        await db.finish_reply(
+            reply.id, status=Message.Status.FAILED, error=error.message, error_code=error.code
+        )
         raise
+    if titled:
+        titles.title_after(run)
     return run
 
 
@@ -102,7 +107,8 @@ async def start_completion(user, messages: list[dict], model, **options) -> Run:
     async with limits.admitted(user) as slot:
         conversation = await db.start_conversation(user, model, db.title_from(first), system, turns)
         begun = await db.begin_reply(user, conversation.id, content, model, registry().is_running)
-        return await _launch(begun, model, options, slot, started)
+        # A script's call is no chat to find in a sidebar: no title is worth its tokens.
+        return await _launch(begun, model, options, slot, started, titled=False)
 
 
 async def follow_run(run: Run) -> AsyncIterator[Event | None]:
@@ -126,24 +132,37 @@ async def follow_reply(user, message_id: int, after_seq: int) -> AsyncIterator[E
 
 
 async def _replay_stored(message: Message, after_seq: int) -> AsyncIterator[Event]:
-    """A finished reply whose event log has expired, told again as start, one delta, the end."""
+    """A reply whose event log is gone, told again from the database.
+
+    From the start it is `start`, one `delta` with the whole text, and the end. A client
+    that had seen some events gets a `snapshot` of the whole text instead, which replaces
+    what it has, then the end; numbered on from its last event, so it takes them as new.
+    """
     mid = message.id
-    user_message_id = await db.previous_user_message_id(message)
-    stored = [
-        (
+    if after_seq < 0:
+        user_message_id = await db.previous_user_message_id(message)
+        model = message.model
+        yield Event(
+            mid,
+            0,
             events.START,
-            events.start_data(mid, user_message_id, message.conversation_id, message.model),
-        ),
-        (events.DELTA, events.delta_data(message.content)),
-    ]
-    if message.status == Message.Status.FAILED:
-        stored.append((events.ERROR, events.error_data(mid, "generation_failed", message.error)))
-    elif message.status == Message.Status.STREAMING:
-        # No process is writing it any more: say so rather than wait forever.
-        stored.append((events.ERROR, events.error_data(mid, "interrupted", INTERRUPTED)))
+            events.start_data(mid, user_message_id, message.conversation_id, model),
+        )
+        yield Event(mid, 1, events.DELTA, events.delta_data(message.content))
+        after_seq = 1
     else:
-        metrics = (message.ttft_ms, message.output_tokens, message.duration_ms)
-        stored.append((events.DONE, events.done_data(mid, message.status, *metrics)))
-    for seq, (name, data) in enumerate(stored):
-        if seq > after_seq:
-            yield Event(mid, seq, name, data)
+        after_seq += 1
+        yield Event(mid, after_seq, events.SNAPSHOT, events.snapshot_data(mid, message.content))
+    yield Event(mid, after_seq + 1, *_stored_end(message))
+
+
+def _stored_end(message: Message) -> tuple[str, dict]:
+    """The event that ends a stored reply: `done`, or `error` with the code it failed with."""
+    if message.status == Message.Status.FAILED:
+        code = message.error_code or "generation_failed"
+        return events.ERROR, events.error_data(message.id, code, message.error)
+    if message.status == Message.Status.STREAMING:
+        # No process is writing it any more: say so rather than wait forever.
+        return events.ERROR, events.error_data(message.id, db.INTERRUPTED_CODE, INTERRUPTED)
+    metrics = (message.ttft_ms, message.output_tokens, message.duration_ms)
+    return events.DONE, events.done_data(message.id, message.status, *metrics)

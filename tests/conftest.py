@@ -16,6 +16,7 @@ import uvicorn
 from chat import db, providers
 from chat.models import ApiKey, Conversation, Message
 from tests import processes
+from tests.openai_upstream import OpenAIUpstream
 from tests.sse import EventStream
 
 
@@ -126,6 +127,21 @@ def openai_client(transactional_db, live_server_url, alice):
         yield client
 
 
+UPSTREAM_MODEL = "upstream-model"
+
+
+@pytest.fixture
+def upstream(settings):
+    """An OpenAI-compatible server on loopback, offered as the model UPSTREAM_MODEL."""
+    with OpenAIUpstream(models=[UPSTREAM_MODEL]) as server:
+        settings.OPENAI_API_KEY = "sk-test"
+        settings.OPENAI_BASE_URL = server.url
+        settings.OPENAI_MODELS = [UPSTREAM_MODEL]
+        settings.OPENAI_TIMEOUT_SECONDS = 5.0
+        providers.reset()
+        yield server
+
+
 @pytest.fixture
 def conversation(api):
     """A new conversation of alice's on the fake model."""
@@ -225,3 +241,19 @@ def alices_history(alice) -> list[Conversation]:
 @pytest.fixture
 def bobs_conversation(bob) -> Conversation:
     return make_conversation(bob, "Bob's secret plan", [("user", "my secret plan", "complete")])
+
+
+def wait_until(condition, timeout: float = 10, what: str = "the condition"):
+    """Poll `condition` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"{what} never came true"
+        time.sleep(0.02)
+    return value
+
+
+def log_expired(message_id: int) -> bool:
+    """Whether no process has the reply's event log any more (after CHAT_EVENT_LOG_TTL_SECONDS)."""
+    from chat.runs import registry
+
+    return registry().get(message_id) is None

@@ -4,25 +4,12 @@ import time
 
 import pytest
 
-from chat import providers
 from chat.models import Message
+from tests.conftest import UPSTREAM_MODEL as MODEL
 from tests.conftest import send
-from tests.openai_upstream import OpenAIUpstream
 from tests.sse import text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
-MODEL = "upstream-model"
-
-
-@pytest.fixture
-def upstream(settings):
-    with OpenAIUpstream(models=[MODEL]) as server:
-        settings.OPENAI_API_KEY = "sk-test"
-        settings.OPENAI_BASE_URL = server.url
-        settings.OPENAI_MODELS = [MODEL]
-        settings.OPENAI_TIMEOUT_SECONDS = 5.0
-        providers.reset()
-        yield server
 
 
 @pytest.fixture
@@ -45,7 +32,12 @@ def test_it_streams_an_upstream_reply_and_sends_the_whole_conversation(api, upst
     upstream.tokens = ["Arr", "."]
     with send(api, pirate_chat["id"], "Where is the gold?") as stream:
         stream.all()
-    sent = upstream.requests[-1].body
+    # The title of the conversation is asked for too, in a request of its own.
+    [sent] = [
+        r.body
+        for r in upstream.requests
+        if r.body["messages"][-1]["content"] == "Where is the gold?"
+    ]
     assert sent["model"] == MODEL and sent["stream"] is True
     assert sent["messages"] == [
         {"role": "system", "content": "You are a pirate captain."},
@@ -87,3 +79,17 @@ def test_the_chat_path_always_sends_the_length_cap_upstream(api, upstream, pirat
         events = stream.all()
     assert upstream.requests[-1].body["max_tokens"] == 3
     assert text_of(events) == "One two three"
+
+
+def test_an_upstreams_error_body_and_address_reach_the_log_not_the_user(
+    api, upstream, pirate_chat, caplog
+):
+    secret = "Project proj-internal-7 at http://10.1.2.3:9000 exceeded its budget."
+    upstream.fail_with(400, secret)
+    with send(api, pirate_chat["id"], "Hello") as stream:
+        error = stream.all()[-1]
+    shown = api.get(f"/api/conversations/{pirate_chat['id']}").text + str(error.data)
+    assert error.event == "error" and error.data["code"] == "upstream_error"
+    for leak in ("proj-internal-7", "10.1.2.3", upstream.url):
+        assert leak not in shown
+    assert secret in caplog.text and upstream.url in caplog.text

@@ -6,22 +6,24 @@ as it was, and ChatGPT's `conversations.json` (`chatgpt`), bare or in its zip.
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
-from dataclasses import asdict, dataclass
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection
 
-from chat.models import Conversation, Message
+from chat import safejson
 
-from . import chatgpt, chatsite
+from . import archive, chatgpt, chatsite, store
 from .records import ConversationRecord, InvalidImport
 
-__all__ = ["ImportResult", "InvalidImport", "import_history", "parse", "read_file"]
+__all__ = ["ImportResult", "InvalidImport", "import_history", "import_upload", "parse", "read_file"]
 
-BATCH = 500
-CHATGPT_FILE = "conversations.json"
+# Imports at once per process; more wait their turn. Each holds a whole file in memory.
+_import_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chat-import")
 
 
 @dataclass(frozen=True)
@@ -33,22 +35,11 @@ class ImportResult:
 def read_file(raw: bytes):
     """The JSON in an uploaded file (or in ChatGPT's export zip); InvalidImport if none."""
     if raw.startswith(b"PK\x03\x04"):
-        raw = _from_zip(raw)
+        raw = archive.conversations_json(raw, settings.CHAT_IMPORT_MAX_BYTES)
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return safejson.loads(raw)
+    except safejson.NotJSON as exc:
         raise InvalidImport(f"The file is not valid JSON: {exc}.") from None
-
-
-def _from_zip(raw: bytes) -> bytes:
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            names = [n for n in archive.namelist() if n.rsplit("/", 1)[-1] == CHATGPT_FILE]
-            if not names:
-                raise InvalidImport(f"The zip file holds no {CHATGPT_FILE}.")
-            return archive.read(names[0])
-    except zipfile.BadZipFile:
-        raise InvalidImport("The file looks like a zip file but cannot be opened.") from None
 
 
 def parse(data) -> list[ConversationRecord]:
@@ -64,25 +55,37 @@ def parse(data) -> list[ConversationRecord]:
 
 
 def import_history(user, data) -> ImportResult:
-    """Add the file's conversations to `user`'s history, in one transaction."""
+    """Add the file's conversations to `user`'s history: all of them, or on any error none.
+
+    The whole file is checked before anything is written; then `store` writes it hidden,
+    in short transactions, and shows it all at once at the end.
+    """
     records = parse(data)
-    with transaction.atomic():
-        ids = [_store(user, record) for record in records]
+    store.remove_abandoned()
+    ids: list[int] = []
+    try:
+        for record in records:
+            ids.append(store.create_hidden(user, record))
+            store.add_messages(ids[-1], record.messages)
+        store.reveal(ids)
+    except BaseException:
+        store.remove(ids)
+        raise
     return ImportResult(ids, sum(len(record.messages) for record in records))
 
 
-def _store(user, record: ConversationRecord) -> int:
-    conversation = Conversation.objects.create(
-        owner=user,
-        title=record.title,
-        model=record.model,
-        system_prompt=record.system_prompt,
-        created_at=record.created_at,
-    )
-    Message.objects.bulk_create(
-        (Message(conversation=conversation, **asdict(m)) for m in record.messages),
-        batch_size=BATCH,
-    )
-    # updated_at is auto_now: only an update() can set it to the recorded time.
-    Conversation.objects.filter(pk=conversation.pk).update(updated_at=record.updated_at)
-    return conversation.pk
+async def import_upload(user, read: Callable[[], bytes]) -> ImportResult:
+    """Read an uploaded file with `read` and import it, on a thread kept for imports.
+
+    A big file takes seconds to parse and write; on the event loop, or on the thread
+    Django shares between requests, everyone would wait for it.
+    """
+    work = functools.partial(_import_upload, user, read)
+    return await asyncio.get_running_loop().run_in_executor(_import_threads, work)
+
+
+def _import_upload(user, read: Callable[[], bytes]) -> ImportResult:
+    try:
+        return import_history(user, read_file(read()))
+    finally:
+        connection.close()  # this thread's own; the next import opens another

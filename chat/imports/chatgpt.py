@@ -42,22 +42,20 @@ def _conversation(item, where: str) -> ConversationRecord:
         raise InvalidImport(f"{where} has no 'mapping' of message nodes.")
     created = _time(item.get("create_time"), where, "create_time") or datetime.now(UTC)
     system, messages = [], []
-    for node in _branch(mapping, item.get("current_node"), where):
-        message = node.get("message")
-        text = _text(message)
+    for node_id, node in _branch(mapping, _get(item, "current_node", str, where), where):
+        message = _get(node, "message", dict, f"{where}, node {node_id!r}")
+        text, role = _text(message, f"{where}, node {node_id!r}: message") if message else ("", "")
         if not text:
             continue
-        role = message["author"]["role"]
         if role == "system":
             system.append(text)
             continue
         previous = messages[-1].created_at if messages else created
         moment = _time(message.get("create_time"), where, "create_time") or previous
-        messages.append(_message(message, role, text, max(moment, previous)))
-    title = item.get("title") if isinstance(item.get("title"), str) else ""
+        messages.append(_message(message, role, text, max(moment, previous), where))
     updated = _time(item.get("update_time"), where, "update_time")
     return ConversationRecord(
-        title=title[:TITLE_LIMIT],
+        title=(_get(item, "title", str, where) or "")[:TITLE_LIMIT],
         # ChatGPT's models are not served here; the conversation goes on with ours.
         model=settings.CHAT_DEFAULT_MODEL,
         system_prompt="\n\n".join(system),
@@ -67,8 +65,8 @@ def _conversation(item, where: str) -> ConversationRecord:
     )
 
 
-def _branch(mapping: dict, current, where: str) -> list[dict]:
-    """The nodes from the root down to `current` (or down the latest replies)."""
+def _branch(mapping: dict, current: str | None, where: str) -> list[tuple[str, dict]]:
+    """(id, node) from the root down to `current` (or down the latest replies)."""
     if current is None:
         return _latest_branch(mapping, where)
     if current not in mapping:
@@ -78,49 +76,64 @@ def _branch(mapping: dict, current, where: str) -> list[dict]:
         if node_id in seen:
             raise InvalidImport(f"{where}: its message nodes form a loop.")
         seen.add(node_id)
-        path.append(mapping[node_id])
-        node_id = mapping[node_id].get("parent")
+        path.append((node_id, mapping[node_id]))
+        node_id = _get(mapping[node_id], "parent", str, f"{where}, node {node_id!r}")
     return path[::-1]
 
 
-def _latest_branch(mapping: dict, where: str) -> list[dict]:
-    roots = [node for node in mapping.values() if node.get("parent") not in mapping]
-    path, node = [], roots[0] if roots else None
-    while node is not None:
+def _latest_branch(mapping: dict, where: str) -> list[tuple[str, dict]]:
+    parents = {
+        key: _get(node, "parent", str, f"{where}, node {key!r}") for key, node in mapping.items()
+    }
+    roots = [key for key, parent in parents.items() if parent not in mapping]
+    path, node_id = [], roots[0] if roots else None
+    while node_id is not None:
         if len(path) > len(mapping):
             raise InvalidImport(f"{where}: its message nodes form a loop.")
-        path.append(node)
-        children = [c for c in node.get("children") or [] if c in mapping]
-        node = mapping[children[-1]] if children else None
+        path.append((node_id, mapping[node_id]))
+        children = _get(mapping[node_id], "children", list, f"{where}, node {node_id!r}") or []
+        children = [c for c in children if isinstance(c, str) and c in mapping]
+        node_id = children[-1] if children else None
     return path
 
 
-def _text(message) -> str:
-    """The message's visible text, or "" for anything not to import."""
-    if not isinstance(message, dict):
-        return ""
-    author, content = message.get("author"), message.get("content")
-    if not isinstance(author, dict) or author.get("role") not in {"system", "user", "assistant"}:
-        return ""
-    metadata = message.get("metadata") or {}
+def _text(message: dict, where: str) -> tuple[str, str]:
+    """The message's visible text and its author's role, or "" for anything not to import."""
+    author = _get(message, "author", dict, where) or {}
+    content = _get(message, "content", dict, where) or {}
+    metadata = _get(message, "metadata", dict, where) or {}
+    role = _get(author, "role", str, f"{where}.author")
+    kind = _get(content, "content_type", str, f"{where}.content")
+    parts = _get(content, "parts", list, f"{where}.content") or []
+    if role not in {"system", "user", "assistant"} or kind not in TEXT_TYPES:
+        return "", ""
     if metadata.get("is_visually_hidden_from_conversation"):
-        return ""
-    if not isinstance(content, dict) or content.get("content_type") not in TEXT_TYPES:
-        return ""
-    text = "\n".join(part for part in content.get("parts") or [] if isinstance(part, str))
-    return text if text.strip() else ""
+        return "", ""
+    # Other parts (images, files) are not text: they are left out.
+    text = "\n".join(part for part in parts if isinstance(part, str))
+    return (text, role) if text.strip() else ("", "")
 
 
-def _message(message: dict, role: str, text: str, moment: datetime) -> MessageRecord:
+def _message(message: dict, role: str, text: str, moment: datetime, where: str) -> MessageRecord:
     metadata = message.get("metadata") or {}
-    model = metadata.get("model_slug") if role == "assistant" else ""
+    model = _get(metadata, "model_slug", str, f"{where}: metadata") if role == "assistant" else ""
+    status = _get(message, "status", str, where)
     return MessageRecord(
         role=role,
         content=text,
         created_at=moment,
-        status=STATUSES.get(message.get("status"), Message.Status.COMPLETE),
-        model=model[:MODEL_LIMIT] if isinstance(model, str) else "",
+        status=STATUSES.get(status, Message.Status.COMPLETE),
+        model=(model or "")[:MODEL_LIMIT],
     )
+
+
+def _get(container: dict, name: str, kind: type, where: str):
+    """container[name]: None when absent or null, InvalidImport when of another type."""
+    value = container.get(name)
+    if value is None or isinstance(value, kind):
+        return value
+    what = {dict: "an object", list: "a list", str: "a string"}[kind]
+    raise InvalidImport(f"{where}: '{name}' must be {what}, not {type(value).__name__}.")
 
 
 def _time(value, where: str, name: str) -> datetime | None:

@@ -5,6 +5,7 @@ import { copyText, handleCodeCopies } from "./copy.js";
 import { fillIcons } from "./icons.js";
 import { PersonaDialog, personaName } from "./persona.js";
 import { Reply } from "./reply.js";
+import { ShareDialog } from "./share.js";
 import { Sidebar, UNTITLED } from "./sidebar.js";
 import { Scroller, Thread } from "./thread.js";
 
@@ -22,6 +23,7 @@ const els = {
   banner: $("banner"),
   announcer: $("announcer"),
   menu: $("menu"),
+  share: $("share-button"),
   backdrop: $("backdrop"),
 };
 const MODEL_KEY = "chatsite.model";
@@ -51,6 +53,11 @@ const sidebar = new Sidebar(
   { open: (id) => openConversation(id), renamed: onRenamed, deleted: onDeleted },
 );
 const personaDialog = new PersonaDialog($("persona-dialog"));
+const shareDialog = new ShareDialog($("share-dialog"));
+// After a conversation's first reply the model writes its title in the background; the
+// sidebar looks for it this often, this many times.
+const TITLE_POLL_MS = 1000;
+const TITLE_POLLS = 30;
 
 // --- feedback -------------------------------------------------------------
 
@@ -81,6 +88,7 @@ function updateBusy() {
   els.stop.disabled = Boolean(reply?.stopping);
   thread.updateActions(Boolean(reply));
   sidebar.setBusy([...state.replies.keys()]);
+  els.share.disabled = !state.conversation;
 }
 
 function track(reply) {
@@ -96,6 +104,17 @@ async function replyEnded(reply) {
   const said = { complete: "The reply is complete.", stopped: "The reply was stopped." };
   announce(said[reply.status] || `The reply failed: ${reply.error?.message}`);
   await refreshSidebar();
+  if (reply.status === "complete") watchTitle(reply.conversationId).catch(() => {});
+}
+
+// A conversation still titled by its first line may be getting a title from the model.
+async function watchTitle(conversationId) {
+  for (let poll = 0; poll < TITLE_POLLS; poll++) {
+    const listed = sidebar.loaded.find((c) => c.id === conversationId);
+    if (listed?.title_source !== "first_line") return;
+    await new Promise((resolve) => setTimeout(resolve, TITLE_POLL_MS));
+    await refreshSidebar();
+  }
 }
 
 /** Follow a reply found streaming on load: the same Reply if this page already follows it. */
@@ -347,6 +366,9 @@ function bindEvents() {
   $("new-chat").addEventListener("click", () => newChat());
   els.model.addEventListener("change", () => changeModel().catch(showError));
   els.persona.addEventListener("click", () => choosePersona().catch(showError));
+  els.share.addEventListener("click", () => {
+    if (state.conversation) shareDialog.share(state.conversation.id).catch(showError);
+  });
   els.banner.querySelector("button").addEventListener("click", () => (els.banner.hidden = true));
   els.menu.addEventListener("click", () => setDrawer(!els.app.classList.contains("drawer-open")));
   els.backdrop.addEventListener("click", closeDrawer);

@@ -14,6 +14,7 @@ const PATHS = {
   close: "M6 6l12 12M18 6L6 18",
   persona: "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4 20c1-4 4-6 8-6s7 2 8 6",
   logout: "M15 4h4v16h-4M10 8l-4 4 4 4M6 12h10",
+  share: "M12 15V4M8 8l4-4 4 4M5 12v8h14v-8",
 };
 
 const SVG = "http://www.w3.org/2000/svg";

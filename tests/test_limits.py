@@ -16,6 +16,7 @@ from chat.limits.quota import limits_for
 from chat.models import Conversation, DailyUsage, Message, UserLimits
 from tests.conftest import send, wait_for_status
 from tests.sse import text_of
+from tests.test_titles import once_titled
 from tests.test_websocket import connect, receive_until_end
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,7 +24,9 @@ HI = {"content": "Hi"}
 
 
 def conversations(owner, count: int) -> list[int]:
-    return [Conversation.objects.create(owner=owner, model="fake").pk for _ in range(count)]
+    """New conversations with titles of the user's own: the model writes no title for them."""
+    fields = {"owner": owner, "model": "fake", "title": "Mine", "title_source": "user"}
+    return [Conversation.objects.create(**fields).pk for _ in range(count)]
 
 
 def send_at_once(api: httpx.Client, conversation_ids: list[int]) -> list[httpx.Response]:
@@ -170,6 +173,16 @@ def test_a_reply_started_under_the_quota_finishes_and_its_tokens_count(api, alic
     assert abs(retry_after - seconds_to_utc_midnight()) <= 5
     assert "midnight UTC" in answer.json()["error"]["message"]
     assert stored_user_messages() == 1
+
+
+def test_the_tokens_of_a_title_the_model_writes_count_too(api, alice, settings):
+    settings.CHAT_USER_OUTPUT_TOKENS_PER_DAY = 1000
+    chat = api.post("/api/conversations", json={"model": "fake"}).json()["id"]
+    with send(api, chat, "echo Otters and their habits") as stream:
+        reply = stream.all()[-1].data["output_tokens"]
+    titled = once_titled(chat)
+    assert titled.title_tokens > 0
+    assert DailyUsage.objects.get(user=alice).output_tokens == reply + titled.title_tokens
 
 
 def test_imported_messages_never_count_toward_the_quota(api, alice, settings):

@@ -66,7 +66,8 @@ def key_of(user) -> dict:
 
 
 def chats(owner, count: int) -> list[int]:
-    return [Conversation.objects.create(owner=owner, model="fake").pk for _ in range(count)]
+    fields = {"owner": owner, "model": "fake", "title": "Mine", "title_source": "user"}
+    return [Conversation.objects.create(**fields).pk for _ in range(count)]
 
 
 def send_at_once(sends: list[tuple[str, int]], headers: dict) -> list[int]:

@@ -79,9 +79,9 @@ def check_quota(today: Today) -> None:
     )
 
 
-def count_output_tokens(user_id: int, tokens: int) -> None:
-    """Add a finished reply's output tokens to its user's total for today (UTC)."""
-    if not tokens:
+def count_output_tokens(user_id: int | None, tokens: int) -> None:
+    """Add output tokens (a finished reply's, a title's) to the user's total for today (UTC)."""
+    if not tokens or user_id is None:
         return
     day = timezone.now().date()
     with transaction.atomic():

@@ -1,8 +1,10 @@
 """The ORM, as the streaming path reaches it: a few named calls, each run off the event loop.
 
-They all run on one thread of their own, which keeps its database connection open.
-Under load this matters: a fresh connection per call (asgiref's default under ASGI)
-costs more than the query, and one writer thread never meets another in SQLite's lock.
+Writes run on one thread, reads on a few others; each thread keeps its own database
+connection open, and no request ever closes it. Under load this matters: a fresh
+connection per call (asgiref's default under ASGI) costs more than the query, one
+writer never meets another in SQLite's lock, and a write waiting for that lock (behind
+an import, say) never holds up a read such as a stop's or a health check's.
 """
 
 from __future__ import annotations
@@ -10,73 +12,97 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from chat.errors import Conflict, NotFound, Unavailable
+from chat.errors import NotFound, Unavailable
 from chat.models import Conversation, Message
 from chat.prompt import history
 
 logger = logging.getLogger(__name__)
-TITLE_LENGTH = 60
 INTERRUPTED = "The server restarted while this reply was being written."
 INTERRUPTED_CODE = "interrupted"
 # A reply is stored a moment before its run is registered; the reaper leaves young ones alone.
 YOUNG = timedelta(seconds=30)
+READERS = 4
+
+_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-db-write")
+_readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="chat-db-read")
 
 
-_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-db")
+def _on(executor: ThreadPoolExecutor):
+    def decorate(function):
+        @functools.wraps(function)
+        async def call(*args, **kwargs):
+            work = functools.partial(_run, function, args, kwargs)
+            return await asyncio.get_running_loop().run_in_executor(executor, work)
+
+        return call
+
+    return decorate
 
 
-def on_db_thread(function):
-    """Make `function` awaitable, run on the streaming path's database thread."""
-
-    @functools.wraps(function)
-    async def call(*args, **kwargs):
-        work = functools.partial(_run, function, args, kwargs)
-        return await asyncio.get_running_loop().run_in_executor(_thread, work)
-
-    return call
+reads = _on(_readers)
+"""Make `function` awaitable, run on one of the streaming path's reading threads."""
+writes = _on(_writer)
+"""Make `function` awaitable, run on the streaming path's one writing thread."""
 
 
 def _run(function, args, kwargs):
     try:
         return function(*args, **kwargs)
     except (InterfaceError, OperationalError):
-        if connection.in_atomic_block:
-            raise
-        # The database may have dropped our long-lived connection: reconnect once.
-        connection.close()
-        return function(*args, **kwargs)
+        # The database may have dropped this thread's lasting connection: the next call
+        # reconnects. This one is not retried: a write may have happened before the error.
+        if not connection.in_atomic_block:
+            connection.close()
+        logger.warning("a database call failed", exc_info=True)
+        raise Unavailable("The database is unreachable.") from None
 
 
 def close_connection() -> None:
-    """Close the database thread's connection (before dropping a test database, say)."""
-    # A lambda: `connection` must be looked up on that thread, where its connection lives.
-    _thread.submit(lambda: connection.close()).result()
+    """Close every database thread's connection (before dropping a test database, say)."""
+    # Each close waits for the others, so every reading thread gets one of them.
+    barrier = threading.Barrier(READERS)
+
+    def close_reader():
+        barrier.wait(10)
+        connection.close()  # looked up on that thread, where its connection lives
+
+    closes = [_readers.submit(close_reader) for _ in range(READERS)]
+    _writer.submit(lambda: connection.close()).result()
+    for close in closes:
+        close.result()
 
 
-def title_from(content: str) -> str:
-    """A first message, shortened to a sidebar title."""
-    line = " ".join(content.split())
-    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+@reads
+def streaming_replies(conversation_id: int) -> list[int]:
+    """The ids of the conversation's replies stored as still being written."""
+    return list(
+        Message.objects.streaming()
+        .filter(conversation_id=conversation_id)
+        .values_list("pk", flat=True)
+    )
 
 
-@on_db_thread
+@writes
 def begin_reply(
     user,
     conversation_id: int,
     content: str,
     model: str,
-    is_running: Callable[[int], bool],
+    title: str,
+    dead: set[int],
     replace_last: bool = False,
-) -> tuple[Conversation, Message, Message, list[dict]]:
+) -> tuple[Conversation, Message, Message, list[dict]] | None:
     """Store the user's message and an empty streaming reply; return them with the prompt.
 
+    Streaming replies in `dead` (nobody writes them any more) are marked failed; any other
+    streaming reply means the conversation is busy, and then nothing is stored: None.
     With `replace_last`, the last user message and everything after it are deleted
     first: that is how a reply is regenerated, or the last question edited.
     """
@@ -89,7 +115,10 @@ def begin_reply(
         )
         if conversation is None:
             raise NotFound("No such conversation.")
-        _refuse_if_busy(conversation, is_running)
+        streaming = set(conversation.messages.streaming().values_list("pk", flat=True))
+        if streaming - dead:
+            return None
+        _fail_interrupted(streaming)
         prior = list(conversation.messages.all())
         if replace_last:
             prior = _drop_last_turn(conversation, prior)
@@ -98,23 +127,18 @@ def begin_reply(
             role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, model=model
         )
         conversation.model = model
-        conversation.title = conversation.title or title_from(content)
+        conversation.title = conversation.title or title
         conversation.save(update_fields=["model", "title", "updated_at"])
     prompt = history(conversation.system_prompt, [*prior, user_message])
     return conversation, user_message, reply, prompt
 
 
-def _refuse_if_busy(conversation: Conversation, is_running: Callable[[int], bool]) -> None:
-    for message in conversation.messages.streaming():
-        if is_running(message.id):
-            raise Conflict(
-                "A reply is still being written in this conversation; stop it or wait.",
-                code="reply_in_progress",
-            )
-        # Nobody is generating it any more (the server restarted): close it honestly.
-        message.status = Message.Status.FAILED
-        message.error, message.error_code = INTERRUPTED, INTERRUPTED_CODE
-        message.save(update_fields=["status", "error", "error_code"])
+def _fail_interrupted(message_ids) -> int:
+    return (
+        Message.objects.streaming()
+        .filter(pk__in=message_ids)
+        .update(status=Message.Status.FAILED, error=INTERRUPTED, error_code=INTERRUPTED_CODE)
+    )
 
 
 def _drop_last_turn(conversation: Conversation, prior: list[Message]) -> list[Message]:
@@ -125,19 +149,20 @@ def _drop_last_turn(conversation: Conversation, prior: list[Message]) -> list[Me
     return prior[: users[-1]]
 
 
-@on_db_thread
-def reap_interrupted(is_running: Callable[[int], bool]) -> int:
-    """Mark streaming replies that no process is writing any more as failed; say how many."""
+@reads
+def old_streaming_replies() -> list[int]:
+    """Replies stored as streaming for longer than a start takes: candidates for the reaper."""
     old = Message.objects.streaming().filter(created_at__lt=timezone.now() - YOUNG)
-    dead = [pk for pk in old.values_list("pk", flat=True) if not is_running(pk)]
-    return (
-        Message.objects.streaming()
-        .filter(pk__in=dead)
-        .update(status=Message.Status.FAILED, error=INTERRUPTED, error_code=INTERRUPTED_CODE)
-    )
+    return list(old.values_list("pk", flat=True))
 
 
-@on_db_thread
+@writes
+def fail_interrupted(message_ids: list[int]) -> int:
+    """Mark these replies failed, if still streaming, as nobody writes them; say how many."""
+    return _fail_interrupted(message_ids)
+
+
+@writes
 def start_conversation(
     user, model: str, title: str, system_prompt: str, turns: list[dict]
 ) -> Conversation:
@@ -153,7 +178,7 @@ def start_conversation(
     return conversation
 
 
-@on_db_thread
+@reads
 def ping() -> None:
     """Raise Unavailable unless the database answers."""
     try:
@@ -165,7 +190,7 @@ def ping() -> None:
         raise Unavailable("The database is unreachable.") from None
 
 
-@on_db_thread
+@writes
 def checkpoint_replies(contents: dict[int, str]) -> None:
     """Save the text so far of many streaming replies, in one transaction."""
     with transaction.atomic():
@@ -175,14 +200,14 @@ def checkpoint_replies(contents: dict[int, str]) -> None:
             )
 
 
-@on_db_thread
+@writes
 def finish_reply(message_id: int, **fields) -> None:
     """Save the reply's final text, status and timings."""
     Message.objects.filter(pk=message_id).update(**fields)
     Conversation.objects.filter(messages__pk=message_id).update(updated_at=timezone.now())
 
 
-@on_db_thread
+@reads
 def conversation_for_user(user, conversation_id: int) -> Conversation:
     """The conversation if `user` owns it; NotFound otherwise."""
     conversation = Conversation.objects.for_user(user).filter(pk=conversation_id).first()
@@ -191,7 +216,7 @@ def conversation_for_user(user, conversation_id: int) -> Conversation:
     return conversation
 
 
-@on_db_thread
+@reads
 def previous_user_message_id(message: Message) -> int | None:
     """The id of the user message a reply answers."""
     earlier = Message.objects.filter(
@@ -200,7 +225,7 @@ def previous_user_message_id(message: Message) -> int | None:
     return earlier.order_by("-pk").values_list("pk", flat=True).first()
 
 
-@on_db_thread
+@reads
 def message_for_user(user, message_id: int) -> Message:
     """The message if `user` owns its conversation; NotFound otherwise."""
     message = Message.objects.for_user(user).filter(pk=message_id).first()

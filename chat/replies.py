@@ -5,15 +5,24 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from chat import db, events, limits, titles
+from chat import db, events, limits, logs, telemetry, titles
 from chat.db import INTERRUPTED
-from chat.errors import BadRequest, ChatError, TooLarge
+from chat.errors import BadRequest, ChatError, Conflict, TooLarge
 from chat.events import Event
-from chat.models import Message
+from chat.models import Conversation, Message
 from chat.providers import Generation, provider_for
 from chat.runs import ReplyIds, Run, registry
+
+TITLE_LENGTH = 60
+
+
+def title_from(content: str) -> str:
+    """A first message, shortened to a sidebar title."""
+    line = " ".join(content.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
 def clean_content(content) -> str:
@@ -49,15 +58,33 @@ async def start_reply(
     writes the conversation's title.
     """
     started = time.monotonic()
+    logs.bind(user_id=user.pk)
     content = clean_content(content)
     conversation = await db.conversation_for_user(user, conversation_id)
     model = check_model(model if model is not None else (conversation.model or None))
     await registry().check()  # refuse now, before anything is stored, if Redis is down
     async with limits.admitted(user) as slot:
-        begun = await db.begin_reply(
-            user, conversation.id, content, model, registry().is_running, bool(replace_last)
-        )
+        begun = await _begin(user, conversation.id, content, model, bool(replace_last))
         return await _launch(begun, model, options, slot, started, titled)
+
+
+async def _begin(user, conversation_id: int, content: str, model: str, replace_last: bool):
+    """Store the user's message and an empty reply; Conflict while another reply runs."""
+    # Asked before the transaction: no network round trip while the conversation is locked.
+    dead = {
+        mid
+        for mid in await db.streaming_replies(conversation_id)
+        if not await registry().is_running(mid)
+    }
+    begun = await db.begin_reply(
+        user, conversation_id, content, model, title_from(content), dead, replace_last
+    )
+    if begun is None:
+        raise Conflict(
+            "A reply is still being written in this conversation; stop it or wait.",
+            code="reply_in_progress",
+        )
+    return begun
 
 
 async def _launch(begun, model, options: dict, slot: limits.Slot, started, titled) -> Run:
@@ -93,6 +120,7 @@ async def start_completion(user, messages: list[dict], model, **options) -> Run:
     checked before the conversation is stored.
     """
     started = time.monotonic()
+    logs.bind(user_id=user.pk)
     model = check_model(model)
     if not messages or messages[-1].get("role") != Message.Role.USER:
         raise BadRequest("The last message must be the user's.", code="invalid_messages")
@@ -105,15 +133,15 @@ async def start_completion(user, messages: list[dict], model, **options) -> Run:
     first = next(m["content"] for m in messages if m["role"] == Message.Role.USER)
     await registry().check()
     async with limits.admitted(user) as slot:
-        conversation = await db.start_conversation(user, model, db.title_from(first), system, turns)
-        begun = await db.begin_reply(user, conversation.id, content, model, registry().is_running)
+        conversation = await db.start_conversation(user, model, title_from(first), system, turns)
+        begun = await _begin(user, conversation.id, content, model, replace_last=False)
         # A script's call is no chat to find in a sidebar: no title is worth its tokens.
         return await _launch(begun, model, options, slot, started, titled=False)
 
 
 async def follow_run(run: Run) -> AsyncIterator[Event | None]:
     """The events of a reply this request just started, from its first."""
-    return await registry().follow(run.ids.message_id, -1)
+    return telemetry.listening(await registry().follow(run.ids.message_id, -1))
 
 
 async def stop_reply(user, message_id: int) -> bool:
@@ -122,13 +150,18 @@ async def stop_reply(user, message_id: int) -> bool:
     return await registry().stop(message_id)
 
 
+def delete_conversation(conversation: Conversation) -> None:
+    """Delete a conversation; a reply still being written in it is stopped first."""
+    for message_id in conversation.messages.streaming().values_list("pk", flat=True):
+        async_to_sync(registry().stop)(message_id)
+    conversation.delete()
+
+
 async def follow_reply(user, message_id: int, after_seq: int) -> AsyncIterator[Event | None]:
     """The reply's events after `after_seq`: live while it runs, from the database after."""
     message = await db.message_for_user(user, message_id)
     live = await registry().follow(message_id, after_seq)
-    if live is not None:
-        return live
-    return _replay_stored(message, after_seq)
+    return telemetry.listening(live if live is not None else _replay_stored(message, after_seq))
 
 
 async def _replay_stored(message: Message, after_seq: int) -> AsyncIterator[Event]:

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from chat.db import on_db_thread
+from chat.db import reads, writes
 from chat.limits.quota import count_output_tokens
 from chat.models import Conversation, Message
 from chat.providers import Generation, provider_for
@@ -91,7 +91,7 @@ def clean_title(text: str) -> str:
     return title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1].rstrip() + "…"
 
 
-@on_db_thread
+@reads
 def _title_prompt(message_id: int) -> tuple[int, str, list[dict]] | None:
     """What to ask for the title of the reply's conversation; None if no title is due."""
     reply = Message.objects.select_related("conversation").filter(pk=message_id).first()
@@ -118,7 +118,7 @@ def _title_prompt(message_id: int) -> tuple[int, str, list[dict]] | None:
     return conversation.id, reply.model, messages
 
 
-@on_db_thread
+@writes
 def _store_title(conversation_id: int, title: str, tokens: int) -> bool:
     """Store the title unless the user renamed the conversation meanwhile; count the tokens.
 

@@ -14,7 +14,7 @@ from functools import cache
 
 from django.conf import settings
 
-from chat.db import on_db_thread
+from chat.db import reads, writes
 from chat.runs import Run
 
 from .backend import Limiter, MemoryLimiter, Slot
@@ -45,7 +45,7 @@ async def admitted(user) -> AsyncIterator[Slot]:
     Raises LimitExceeded before anything is stored. If the body fails, the reply never
     started: the slot is given back, and the start does not count.
     """
-    today = await on_db_thread(today_for)(user)
+    today = await reads(today_for)(user)
     check_quota(today)
     limits = today.limits
     slot = await keeper().acquire(user.pk, limits.max_concurrent_replies, limits.replies_per_minute)
@@ -62,7 +62,7 @@ def hold_until_end(slot: Slot, run: Run) -> None:
 
     async def finished(run: Run) -> None:
         try:
-            await on_db_thread(count_output_tokens)(slot.user_id, run.generation.output_tokens)
+            await writes(count_output_tokens)(slot.user_id, run.generation.output_tokens)
         finally:
             await keeper().release(slot)
 

@@ -6,7 +6,7 @@ from django.http import HttpResponse, JsonResponse
 from chat.errors import NotFound
 from chat.models import Conversation
 from chat.providers import available_models
-from chat.replies import check_model
+from chat.replies import check_model, delete_conversation
 from chat.schema import bodies
 from chat.serializers import conversation_json, conversation_with_messages
 
@@ -55,7 +55,7 @@ def conversation(request, conversation_id: int):
     if found is None:
         raise NotFound("No such conversation.")
     if request.method == "DELETE":
-        found.delete()
+        delete_conversation(found)
         return HttpResponse(status=204)
     if request.method == "PATCH":
         for name, value in _conversation_fields(request).items():

@@ -99,6 +99,7 @@ function track(reply) {
 }
 
 async function replyEnded(reply) {
+  if (reply.discarded) return;
   if (state.replies.get(reply.conversationId) === reply) state.replies.delete(reply.conversationId);
   updateBusy();
   const said = { complete: "The reply is complete.", stopped: "The reply was stopped." };
@@ -236,7 +237,7 @@ function onRenamed(conversation) {
 }
 
 function onDeleted(id) {
-  state.replies.get(id)?.controller.abort();
+  state.replies.get(id)?.discard(); // the server stops it: no failure to report
   state.replies.delete(id);
   if (id === state.conversation?.id) newChat();
   updateBusy();
@@ -359,9 +360,11 @@ function bindEvents() {
       els.form.requestSubmit();
     }
   });
-  els.stop.addEventListener("click", () => {
-    currentReply()?.stop();
+  els.stop.addEventListener("click", async () => {
+    const stopped = currentReply()?.stop();
     updateBusy();
+    await stopped;
+    updateBusy(); // a stop that failed can be tried again
   });
   $("new-chat").addEventListener("click", () => newChat());
   els.model.addEventListener("change", () => changeModel().catch(showError));

@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chat', '0005_harden_ops_importing_since'),
-        ('chat', '0005_merge_20261201_1400'),
+        ("chat", "0005_harden_ops_importing_since"),
+        ("chat", "0005_merge_20261201_1400"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -22,7 +22,7 @@ from django.conf import settings
 
 from chat.prompt import fit_to_context
 from chat.providers.base import Generation, Provider, ProviderError
-from chat.providers.remote import HEARTBEAT_SECONDS
+from chat.providers.remote import HEARTBEAT_SECONDS, was_cancelled
 
 logger = logging.getLogger(__name__)
 ALIVE_FILE = Path("/tmp/chatsite-worker-alive")
@@ -75,6 +75,8 @@ class GenerationWorker:
         self.slots.release()
 
     async def _serve(self, request: dict) -> None:
+        if await was_cancelled(request["request_id"]):
+            return  # stopped before any worker took it: nobody waits for it any more
         reply = request["reply_channel"]
         await self.layer.send(reply, {"type": "accepted", "worker": self.channel})
         generation = Generation(

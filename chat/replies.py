@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator
 
 from django.conf import settings
 
-from chat import db, events
+from chat import branches, db, events, tuning
 from chat.db import INTERRUPTED
 from chat.errors import BadRequest, ChatError, TooLarge
 from chat.events import Event
@@ -40,23 +41,35 @@ def check_model(model) -> str:
 
 
 async def start_reply(
-    user, conversation_id: int, content, model=None, replace_last=False, **options
+    user, conversation_id: int, content, model=None, parent=branches.CURRENT_LEAF, **options
 ) -> Run:
     """Store the user's message and start the model's reply as a run; return the run.
 
-    `replace_last` first drops the last user message and what followed it (regenerate,
-    or edit the last question and resend).
+    `parent` places the message in the conversation's tree (`chat.branches`): after the
+    current leaf, as a new version of the last question, or after any reply (an edit).
     """
+    store = functools.partial(db.begin_reply, content=clean_content(content), parent=parent)
+    return await _start(user, conversation_id, model, store, options)
+
+
+async def regenerate_reply(user, message_id: int, model=None, **options) -> Run:
+    """Start a new version of reply `message_id`, to the same question; return the run."""
+    message = await db.message_for_user(user, message_id)
+    store = functools.partial(db.begin_regeneration, message_id=message_id)
+    return await _start(user, message.conversation_id, model, store, options)
+
+
+async def _start(user, conversation_id: int, model, store, options: dict) -> Run:
     started = time.monotonic()
-    content = clean_content(content)
     conversation = await db.conversation_for_user(user, conversation_id)
     model = check_model(model if model is not None else (conversation.model or None))
     await registry().check()  # refuse now, before anything is stored, if Redis is down
-    conversation, user_message, reply, prompt = await db.begin_reply(
-        user, conversation.id, content, model, registry().is_running, bool(replace_last)
+    conversation, question, reply, prompt = await store(
+        user, conversation.id, model, registry().is_running
     )
-    ids = ReplyIds(reply.id, user_message.id, conversation.id)
-    run = Run(ids, provider_for(model), Generation(model, prompt, **options), started)
+    ids = ReplyIds(reply.id, question.id, conversation.id)
+    generation = Generation(model, prompt, **tuning.options_for(conversation, options))
+    run = Run(ids, provider_for(model), generation, started)
     try:
         await registry().launch(run)
     except ChatError as error:
@@ -109,11 +122,10 @@ async def follow_reply(user, message_id: int, after_seq: int) -> AsyncIterator[E
 async def _replay_stored(message: Message, after_seq: int) -> AsyncIterator[Event]:
     """A finished reply whose event log has expired, told again as start, one delta, the end."""
     mid = message.id
-    user_message_id = await db.previous_user_message_id(message)
     stored = [
         (
             events.START,
-            events.start_data(mid, user_message_id, message.conversation_id, message.model),
+            events.start_data(mid, message.parent_id, message.conversation_id, message.model),
         ),
         (events.DELTA, events.delta_data(message.content)),
     ]

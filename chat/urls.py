@@ -22,6 +22,11 @@ urlpatterns = [
     path("api/messages/<int:message_id>/stream", stream.message_stream, name="api-stream"),
     path("api/messages/<int:message_id>/stop", stream.stop_message, name="api-stop"),
     path(
+        "api/messages/<int:message_id>/regenerate",
+        stream.regenerate_message,
+        name="api-regenerate",
+    ),
+    path(
         "api/conversations/<int:conversation_id>/export",
         history.export_conversation,
         name="api-export-conversation",

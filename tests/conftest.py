@@ -176,9 +176,11 @@ def make_conversation(owner, title: str, turns: list[tuple], **fields) -> Conver
     conversation = Conversation.objects.create(
         owner=owner, title=title, model="fake", created_at=at(0), **fields
     )
+    parent = None
     for minute, (role, content, status) in enumerate(turns, start=1):
         reply = role == "assistant"
-        conversation.messages.create(
+        parent = conversation.messages.create(
+            parent=parent,
             role=role,
             content=content,
             status=status,
@@ -189,7 +191,9 @@ def make_conversation(owner, title: str, turns: list[tuple], **fields) -> Conver
             duration_ms=400 + minute if reply else None,
             error="The fake model failed, as asked." if status == "failed" else "",
         )
-    Conversation.objects.filter(pk=conversation.pk).update(updated_at=at(len(turns)))
+    Conversation.objects.filter(pk=conversation.pk).update(
+        updated_at=at(len(turns)), current_message=parent
+    )
     conversation.refresh_from_db()
     return conversation
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from django.db import transaction
 
@@ -78,11 +78,30 @@ def _store(user, record: ConversationRecord) -> int:
         model=record.model,
         system_prompt=record.system_prompt,
         created_at=record.created_at,
+        temperature=record.temperature,
+        max_tokens=record.max_tokens,
     )
-    Message.objects.bulk_create(
-        (Message(conversation=conversation, **asdict(m)) for m in record.messages),
+    stored = Message.objects.bulk_create(
+        (Message(conversation=conversation, **m.fields()) for m in record.messages),
         batch_size=BATCH,
     )
+    current = _link_tree(record, stored)
     # updated_at is auto_now: only an update() can set it to the recorded time.
-    Conversation.objects.filter(pk=conversation.pk).update(updated_at=record.updated_at)
+    Conversation.objects.filter(pk=conversation.pk).update(
+        updated_at=record.updated_at, current_message=current
+    )
     return conversation.pk
+
+
+def _link_tree(record: ConversationRecord, stored: list[Message]) -> Message | None:
+    """Point each stored message at its parent (stored first); return the current leaf."""
+    by_key = {m.key: message for m, message in zip(record.messages, stored, strict=True)}
+    linked = []
+    for m, message in zip(record.messages, stored, strict=True):
+        if m.parent_key is not None:
+            message.parent = by_key[m.parent_key]
+            linked.append(message)
+    Message.objects.bulk_update(linked, ["parent"], batch_size=BATCH)
+    if record.current_key is not None:
+        return by_key[record.current_key]
+    return stored[-1] if stored else None

@@ -1,9 +1,10 @@
 """ChatGPT's `conversations.json` (Settings → Data controls → Export data).
 
 Each conversation is a tree of message nodes (`mapping`), because an edited question
-or a regenerated answer starts a new branch. The branch shown in ChatGPT is the
-path from the root to `current_node`; that is the one imported. Tool calls, hidden
-messages and non-text content (images, code runs) are left out.
+or a regenerated answer starts a new branch. Every branch is imported; the one shown
+in ChatGPT, from the root to `current_node`, becomes the current branch. Tool calls,
+hidden messages and non-text content (images, code runs) are left out: a message
+below one of them hangs from the nearest message kept above it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def looks_like(data) -> bool:
 
 
 def parse(data: list) -> list[ConversationRecord]:
-    """The visible branch of every conversation; InvalidImport names the first problem."""
+    """Every conversation, all its branches; InvalidImport names the first problem."""
     return [_conversation(item, f"conversation {index + 1}") for index, item in enumerate(data)]
 
 
@@ -41,21 +42,31 @@ def _conversation(item, where: str) -> ConversationRecord:
     if not isinstance(mapping, dict) or not all(isinstance(n, dict) for n in mapping.values()):
         raise InvalidImport(f"{where} has no 'mapping' of message nodes.")
     created = _time(item.get("create_time"), where, "create_time") or datetime.now(UTC)
-    system, messages = [], []
-    for node in _branch(mapping, item.get("current_node"), where):
-        message = node.get("message")
+    current = item.get("current_node")
+    if current is not None and (not isinstance(current, str) or current not in mapping):
+        raise InvalidImport(f"{where}: 'current_node' {current!r} is not in its 'mapping'.")
+    system, messages, kept = [], [], {}
+    for node_id, shown_parent in _walk(mapping, where):
+        message = mapping[node_id].get("message")
         text = _text(message)
         if not text:
+            kept[node_id] = kept.get(shown_parent)
             continue
         role = message["author"]["role"]
         if role == "system":
             system.append(text)
+            kept[node_id] = kept.get(shown_parent)
             continue
-        previous = messages[-1].created_at if messages else created
+        parent = kept.get(shown_parent)
+        previous = parent.created_at if parent else created
         moment = _time(message.get("create_time"), where, "create_time") or previous
-        messages.append(_message(message, role, text, max(moment, previous)))
+        record = _message(message, role, text, max(moment, previous))
+        record.key, record.parent_key = node_id, parent.key if parent else None
+        kept[node_id] = record
+        messages.append(record)
     title = item.get("title") if isinstance(item.get("title"), str) else ""
     updated = _time(item.get("update_time"), where, "update_time")
+    leaf = kept.get(current) if current is not None else None
     return ConversationRecord(
         title=title[:TITLE_LIMIT],
         # ChatGPT's models are not served here; the conversation goes on with ours.
@@ -64,35 +75,36 @@ def _conversation(item, where: str) -> ConversationRecord:
         created_at=created,
         updated_at=max([created, updated or created, *(m.created_at for m in messages)]),
         messages=messages,
+        current_key=leaf.key if leaf else None,
     )
 
 
-def _branch(mapping: dict, current, where: str) -> list[dict]:
-    """The nodes from the root down to `current` (or down the latest replies)."""
-    if current is None:
-        return _latest_branch(mapping, where)
-    if current not in mapping:
-        raise InvalidImport(f"{where}: 'current_node' {current!r} is not in its 'mapping'.")
-    path, seen, node_id = [], set(), current
-    while node_id is not None and node_id in mapping:
-        if node_id in seen:
-            raise InvalidImport(f"{where}: its message nodes form a loop.")
-        seen.add(node_id)
-        path.append(mapping[node_id])
-        node_id = mapping[node_id].get("parent")
-    return path[::-1]
+def _walk(mapping: dict, where: str):
+    """Every node id with its parent's, parents first, siblings oldest first."""
+    children: dict[object, list] = {}
+    for node_id, node in mapping.items():
+        parent = node.get("parent")
+        known = isinstance(parent, str) and parent in mapping
+        children.setdefault(parent if known else None, []).append(node_id)
+    roots = _by_time(mapping, children.get(None, []))
+    stack, seen = [(node_id, None) for node_id in reversed(roots)], 0
+    while stack:
+        node_id, parent = stack.pop()
+        seen += 1
+        yield node_id, parent
+        below = _by_time(mapping, children.get(node_id, []))
+        stack.extend((child, node_id) for child in reversed(below))
+    if seen != len(mapping):
+        raise InvalidImport(f"{where}: its message nodes form a loop.")
 
 
-def _latest_branch(mapping: dict, where: str) -> list[dict]:
-    roots = [node for node in mapping.values() if node.get("parent") not in mapping]
-    path, node = [], roots[0] if roots else None
-    while node is not None:
-        if len(path) > len(mapping):
-            raise InvalidImport(f"{where}: its message nodes form a loop.")
-        path.append(node)
-        children = [c for c in node.get("children") or [] if c in mapping]
-        node = mapping[children[-1]] if children else None
-    return path
+def _by_time(mapping: dict, node_ids: list) -> list:
+    def moment(node_id):
+        message = mapping[node_id].get("message")
+        value = message.get("create_time") if isinstance(message, dict) else None
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+    return sorted(node_ids, key=moment)
 
 
 def _text(message) -> str:

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 
+from chat import branches, tuning
 from chat.errors import NotFound
 from chat.models import Conversation
 from chat.providers import available_models
@@ -39,7 +40,8 @@ def _conversation_fields(body: dict) -> dict:
     }
     if "model" in body:
         fields["model"] = check_model(body["model"])
-    return {name: value for name, value in fields.items() if value is not None}
+    fields = {name: value for name, value in fields.items() if value is not None}
+    return {**fields, **tuning.settings_fields(body)}
 
 
 def _create_conversation(request):
@@ -57,7 +59,10 @@ def conversation(request, conversation_id: int):
         found.delete()
         return HttpResponse(status=204)
     if request.method == "PATCH":
-        for name, value in _conversation_fields(read_json(request)).items():
+        body = read_json(request)
+        for name, value in _conversation_fields(body).items():
             setattr(found, name, value)
+        if "current_message_id" in body:
+            branches.switch_to(found, body["current_message_id"])
         found.save()
     return JsonResponse(conversation_with_messages(found))

@@ -79,6 +79,18 @@ def current_branch(conversation: Conversation) -> list[tuple[Message, list[int]]
     return [(m, tree.siblings(m)) for m in tree.current_branch(conversation)]
 
 
+def version_marks(conversation: Conversation) -> dict[int, str]:
+    """For each message, which version of its turn it is and whether it is on the branch shown."""
+    tree = Tree.of(conversation)
+    shown = {m.id for m in tree.current_branch(conversation)}
+    marks = {}
+    for message in tree.by_id.values():
+        versions = tree.siblings(message)
+        mark = f"version {versions.index(message.id) + 1} of {len(versions)}"
+        marks[message.id] = mark + (", shown" if message.id in shown else ", other branch")
+    return marks
+
+
 def parent_for(tree: Tree, conversation: Conversation, where) -> Message | None:
     """The message a new user message follows; `where` is an anchor or a message id."""
     if where == CURRENT_LEAF:

@@ -16,6 +16,7 @@ import uvicorn
 from chat import db, providers
 from chat.models import ApiKey, Conversation, Message
 from tests import processes
+from tests.openai_upstream import OpenAIUpstream
 from tests.sse import EventStream
 
 
@@ -145,6 +146,21 @@ def wait_for_status(message_id: int, timeout: float = 10) -> Message:
         assert time.monotonic() < deadline, "the reply never ended"
         time.sleep(0.05)
     return message
+
+
+UPSTREAM_MODEL = "upstream-model"
+
+
+@pytest.fixture
+def upstream(settings):
+    """A local OpenAI-compatible server offering UPSTREAM_MODEL; it records every request."""
+    with OpenAIUpstream(models=[UPSTREAM_MODEL]) as server:
+        settings.OPENAI_API_KEY = "sk-test"
+        settings.OPENAI_BASE_URL = server.url
+        settings.OPENAI_MODELS = [UPSTREAM_MODEL]
+        settings.OPENAI_TIMEOUT_SECONDS = 5.0
+        providers.reset()
+        yield server
 
 
 @pytest.fixture

@@ -4,25 +4,12 @@ import time
 
 import pytest
 
-from chat import providers
 from chat.models import Message
+from tests.conftest import UPSTREAM_MODEL as MODEL
 from tests.conftest import send
-from tests.openai_upstream import OpenAIUpstream
 from tests.sse import text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
-MODEL = "upstream-model"
-
-
-@pytest.fixture
-def upstream(settings):
-    with OpenAIUpstream(models=[MODEL]) as server:
-        settings.OPENAI_API_KEY = "sk-test"
-        settings.OPENAI_BASE_URL = server.url
-        settings.OPENAI_MODELS = [MODEL]
-        settings.OPENAI_TIMEOUT_SECONDS = 5.0
-        providers.reset()
-        yield server
 
 
 @pytest.fixture

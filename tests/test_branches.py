@@ -265,3 +265,11 @@ def test_the_migration_links_old_conversations_as_single_branches(alice):
     conversation.refresh_from_db()
     empty.refresh_from_db()
     assert (conversation.current_message_id, empty.current_message_id) == (old[2].id, None)
+
+
+def test_the_markdown_export_shows_the_current_branch(api, two_turns):
+    ask(api, two_turns, "echo deux", replace_last=True)
+    response = api.get(f"/api/conversations/{two_turns}/export", params={"format": "markdown"})
+    text = response.text
+    assert "echo deux" in text and "echo two" not in text
+    assert "2 messages of other branches are left out" in text

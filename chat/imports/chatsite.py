@@ -30,24 +30,24 @@ def parse(data: dict) -> list[ConversationRecord]:
 
 
 def _conversation(fields: Fields) -> ConversationRecord:
-    messages = [
-        _message(Fields(item, f"{fields.where}.messages[{index}]"))
-        for index, item in enumerate(fields.items("messages"))
-    ]
-    current = fields.value.get("current_message_id")
-    if current is not None and current not in {m.key for m in messages}:
-        fields.fail("current_message_id", "the id of one of its messages, or null")
-    return ConversationRecord(
+    record = ConversationRecord(
         title=fields.text("title", TITLE_LIMIT, default=""),
         model=fields.text("model", MODEL_LIMIT),
         system_prompt=fields.text("system_prompt", default=""),
         created_at=fields.time("created_at"),
         updated_at=fields.time("updated_at"),
-        messages=parents_first(_linked(messages, fields.value["messages"]), fields.where),
-        current_key=current,
         temperature=_setting(fields, "temperature", tuning.clean_temperature, "from 0 to 2"),
         max_tokens=_setting(fields, "max_tokens", tuning.clean_max_tokens, "at least 1"),
     )
+    messages = [
+        _message(Fields(item, f"{fields.where}.messages[{index}]"))
+        for index, item in enumerate(fields.items("messages"))
+    ]
+    record.messages = parents_first(_linked(messages, fields.value["messages"]), fields.where)
+    record.current_key = fields.key("current_message_id")
+    if record.current_key is not None and record.current_key not in {m.key for m in messages}:
+        fields.fail("current_message_id", "the id of one of its messages, or null")
+    return record
 
 
 def _linked(messages: list[MessageRecord], items: list[dict]) -> list[MessageRecord]:

@@ -1,5 +1,6 @@
 """The pages a person sees: sign-up and the chat."""
 
+from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
@@ -20,4 +21,8 @@ def signup(request):
 
 @login_required
 def chat(request, conversation_id: int | None = None):
-    return render(request, "chat/chat.html", {"conversation_id": conversation_id})
+    context = {
+        "conversation_id": conversation_id,
+        "max_new_tokens": settings.CHAT_MAX_NEW_TOKENS,
+    }
+    return render(request, "chat/chat.html", context)

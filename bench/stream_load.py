@@ -45,6 +45,7 @@ import contextlib
 import json
 import os
 import resource
+import secrets
 import signal
 import socket
 import subprocess
@@ -506,8 +507,11 @@ def serve(label: str, command: list[str], env: dict, port: int, workdir: Path) -
 
 def chatsite_env(args: argparse.Namespace, workdir: Path) -> dict:
     extra = dict(item.split("=", 1) for item in args.server_env)
+    # Settings refuse to start without a key when DEBUG is off; the run signs nothing lasting.
+    key = {"SECRET_KEY": secrets.token_urlsafe(50)}
     return (
-        os.environ
+        key
+        | os.environ
         | extra
         | {
             "CHAT_FAKE_MODEL": "true",

@@ -1,4 +1,8 @@
-"""The staff's review: conversations with their transcripts, flags, exports, and usage."""
+"""The staff's review: conversations with their transcripts, flags, exports, and usage.
+
+Every transcript staff open (its page, or an export) is recorded as a TranscriptView,
+which only superusers can read.
+"""
 
 from django.contrib import admin
 from django.contrib.auth import admin as auth_admin
@@ -12,7 +16,7 @@ from django.utils.html import format_html
 
 from chat import exports
 from chat.branches import version_marks
-from chat.models import ApiKey, Conversation, Message
+from chat.models import ApiKey, Conversation, Message, TranscriptView
 from chat.usage import usage_for
 from chat.views.download import download_response
 
@@ -110,6 +114,12 @@ class ConversationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # Rendering this page shows the transcript: note who read whose, every time.
+        if obj is not None:
+            TranscriptView.record(request.user, [obj], TranscriptView.Page.CONVERSATION)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     @admin.display(description="owner", ordering="owner__username")
     def owner_usage(self, conversation):
         owner = conversation.owner
@@ -141,6 +151,9 @@ class ConversationAdmin(admin.ModelAdmin):
     def export_jsonl(self, request, queryset):
         # A plain queryset of the selection: the list's counting joins are not needed.
         selected = Conversation.objects.filter(pk__in=queryset.values("pk"))
+        TranscriptView.record(
+            request.user, selected.select_related("owner"), TranscriptView.Page.EXPORT
+        )
         parts = exports.export(selected, "jsonl")
         content_type = exports.CONTENT_TYPES["jsonl"]
         return download_response(exports.Download("conversations.jsonl", content_type, parts))
@@ -167,8 +180,43 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    """Staff may rename or revoke a key; its owner is fixed, and only owners create keys."""
+
     list_display = ["prefix", "user", "name", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "prefix", "key_hash", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(TranscriptView)
+class TranscriptViewAdmin(admin.ModelAdmin):
+    """Who among the staff read whose transcript, and when: for superusers, read-only."""
+
+    list_display = ["viewed_at", "viewer_name", "subject_name", "conversation", "page"]
+    list_filter = ["page", "viewed_at"]
+    search_fields = ["viewer_name", "subject_name", "conversation_title"]
+    date_hierarchy = "viewed_at"
+
+    @admin.display(description="conversation", ordering="conversation_ref")
+    def conversation(self, record):
+        return f"{record.conversation_title or 'Untitled'} (#{record.conversation_ref})"
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 if admin.site.is_registered(User):

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from importlib import import_module
+from types import SimpleNamespace
 
+from django.conf import settings
+from django.contrib.auth import get_user
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 
@@ -57,3 +61,13 @@ def authenticate(request):
     if reason:
         raise Forbidden(f"CSRF check failed: {reason}", code="csrf_failed")
     return user
+
+
+def session_user(session_key: str | None):
+    """Who the session `session_key` is signed in as now, read afresh from its store.
+
+    AnonymousUser once it has logged out or expired, its user has been deactivated, or
+    the password has changed since (Django's own checks, as for any request).
+    """
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    return get_user(SimpleNamespace(session=store))

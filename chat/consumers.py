@@ -9,11 +9,15 @@ from collections.abc import AsyncIterator
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from chat import branches, db, replies
+from chat.auth import session_user
+from chat.db import on_db_thread
 from chat.errors import BadRequest, ChatError
 from chat.events import Event, parse_event_id
 
 UNAUTHENTICATED = 4401
 NOT_FOUND = 4404
+# Each follow holds a listener on a reply; a socket may not pile them up.
+MAX_FOLLOWS = 8
 
 
 class ConversationConsumer(AsyncJsonWebsocketConsumer):
@@ -23,6 +27,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         self.user = self.scope["user"]
         self.conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
         self.pumps: set[asyncio.Task] = set()
+        self.follows: set[asyncio.Task] = set()
         if not self.user.is_authenticated:
             await self.close(code=UNAUTHENTICATED)
             return
@@ -38,6 +43,14 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         for pump in self.pumps:
             pump.cancel()
 
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        # A socket outlives the page that opened it: each message is checked afresh.
+        if not await self._still_signed_in():
+            await self.disconnect(UNAUTHENTICATED)
+            await self.close(code=UNAUTHENTICATED)
+            return
+        await super().receive(text_data, bytes_data, **kwargs)
+
     async def receive_json(self, content, **kwargs):
         handlers = {"send": self._send, "stop": self._stop, "follow": self._follow}
         kind = content.get("type") if isinstance(content, dict) else None
@@ -47,6 +60,11 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await handlers[kind](content)
         except ChatError as error:
             await self.send_json({"type": "error", "code": error.code, "message": error.message})
+
+    async def _still_signed_in(self) -> bool:
+        """Whether the session is still this user's: not logged out, user still active."""
+        session_key = self.scope["session"].session_key
+        return (await on_db_thread(session_user)(session_key)).pk == self.user.pk
 
     async def _send(self, content: dict) -> None:
         run = await replies.start_reply(
@@ -65,12 +83,20 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         """Reattach to a reply, after the last event id the client saw."""
         message_id = _message_id(content)
         after = parse_event_id(content.get("last_event_id"), message_id)
-        self._pump(await replies.follow_reply(self.user, message_id, after))
+        if len(self.follows) >= MAX_FOLLOWS:
+            raise BadRequest(
+                f"This connection already follows {MAX_FOLLOWS} replies; wait for one to end.",
+                code="too_many_follows",
+            )
+        task = self._pump(await replies.follow_reply(self.user, message_id, after))
+        self.follows.add(task)
+        task.add_done_callback(self.follows.discard)
 
-    def _pump(self, events: AsyncIterator[Event | None]) -> None:
+    def _pump(self, events: AsyncIterator[Event | None]) -> asyncio.Task:
         task = asyncio.create_task(self._forward(events))
         self.pumps.add(task)
         task.add_done_callback(self.pumps.discard)
+        return task
 
     async def _forward(self, events: AsyncIterator[Event | None]) -> None:
         async with contextlib.aclosing(events):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -21,8 +22,10 @@ from chat.errors import BadRequest, Conflict, NotFound, Unavailable
 from chat.models import Conversation, Message
 from chat.prompt import history
 
+logger = logging.getLogger(__name__)
 TITLE_LENGTH = 60
 INTERRUPTED = "The server restarted while this reply was being written."
+INTERRUPTED_CODE = "interrupted"
 # A reply is stored a moment before its run is registered; the reaper leaves young ones alone.
 YOUNG = timedelta(seconds=30)
 
@@ -141,8 +144,8 @@ def _refuse_if_busy(conversation: Conversation, is_running: Callable[[int], bool
             )
         # Nobody is generating it any more (the server restarted): close it honestly.
         message.status = Message.Status.FAILED
-        message.error = INTERRUPTED
-        message.save(update_fields=["status", "error"])
+        message.error, message.error_code = INTERRUPTED, INTERRUPTED_CODE
+        message.save(update_fields=["status", "error", "error_code"])
 
 
 @on_db_thread
@@ -153,7 +156,7 @@ def reap_interrupted(is_running: Callable[[int], bool]) -> int:
     return (
         Message.objects.streaming()
         .filter(pk__in=dead)
-        .update(status=Message.Status.FAILED, error=INTERRUPTED)
+        .update(status=Message.Status.FAILED, error=INTERRUPTED, error_code=INTERRUPTED_CODE)
     )
 
 
@@ -182,8 +185,10 @@ def ping() -> None:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except DatabaseError as exc:
-        raise Unavailable(f"The database is unreachable: {exc}") from None
+    except DatabaseError:
+        # The driver's text names hosts, ports and users: for the log, not for the caller.
+        logger.warning("the database is unreachable", exc_info=True)
+        raise Unavailable("The database is unreachable.") from None
 
 
 @on_db_thread

@@ -9,6 +9,7 @@ START = "start"
 DELTA = "delta"
 DONE = "done"
 ERROR = "error"
+SNAPSHOT = "snapshot"
 TERMINAL = frozenset({DONE, ERROR})
 
 KEEPALIVE = b": keepalive\n\n"
@@ -50,6 +51,10 @@ def start_data(message_id: int, user_message_id: int, conversation_id: int, mode
 
 def delta_data(text: str) -> dict:
     return {"text": text}
+
+
+def snapshot_data(message_id: int, text: str) -> dict:
+    return {"message_id": message_id, "text": text}
 
 
 def done_data(message_id, status, ttft_ms, output_tokens, duration_ms) -> dict:

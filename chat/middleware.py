@@ -1,4 +1,4 @@
-"""Our middleware: a Content-Security-Policy, and static files without a thread hop."""
+"""Our middleware: a Content-Security-Policy, no-store, and static files without a thread hop."""
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from whitenoise.middleware import WhiteNoiseMiddleware
@@ -21,11 +21,11 @@ POLICY = "; ".join(
 )
 
 
-class ContentSecurityPolicyMiddleware:
-    """Add POLICY to every response that does not carry a policy of its own.
+class HeaderMiddleware:
+    """Adds headers to responses, sync and async alike.
 
-    Sync and async alike, so the streaming views stay on the event loop (Django's
-    MiddlewareMixin would hop to a thread for each request).
+    Both, so the streaming views stay on the event loop (Django's MiddlewareMixin would
+    hop to a thread for each request). Subclasses implement `add_headers`.
     """
 
     sync_capable = True
@@ -40,14 +40,35 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request):
         if self.is_async:
             return self._acall(request)
-        return self._add_policy(self.get_response(request))
+        return self.add_headers(request, self.get_response(request))
 
     async def _acall(self, request):
-        return self._add_policy(await self.get_response(request))
+        return self.add_headers(request, await self.get_response(request))
 
-    @staticmethod
-    def _add_policy(response):
+    def add_headers(self, request, response):
+        raise NotImplementedError
+
+
+class ContentSecurityPolicyMiddleware(HeaderMiddleware):
+    """Add POLICY to every response that does not carry a policy of its own."""
+
+    def add_headers(self, request, response):
         response.headers.setdefault("Content-Security-Policy", POLICY)
+        return response
+
+
+class NoStoreMiddleware(HeaderMiddleware):
+    """`Cache-Control: no-store` on the API's answers and the account page.
+
+    They hold conversations and, once, a new API key: no browser or proxy cache may keep
+    them. Responses that say otherwise keep their own (event streams send `no-cache`).
+    """
+
+    PREFIXES = ("/api/", "/v1/", "/account/")
+
+    def add_headers(self, request, response):
+        if request.path.startswith(self.PREFIXES):
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
 

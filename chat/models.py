@@ -91,6 +91,8 @@ class Message(models.Model):
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # Why a failed reply failed, as its `error` event said (`upstream_timeout`, `interrupted`…).
+    error_code = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = MessageQuerySet.as_manager()
@@ -141,3 +143,49 @@ class ApiKey(models.Model):
         raw = cls.PREFIX + secrets.token_urlsafe(32)
         key = cls.objects.create(user=user, name=name, prefix=raw[:10], key_hash=hash_key(raw))
         return key, raw
+
+
+class TranscriptView(models.Model):
+    """A staff member opened a user's transcript in the admin: who, whose, which, when.
+
+    Names are copied, so the record outlives the accounts and the conversation it is about.
+    """
+
+    class Page(models.TextChoices):
+        CONVERSATION = "conversation"
+        EXPORT = "export"
+
+    viewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    viewer_name = models.CharField(max_length=150)
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    subject_name = models.CharField(max_length=150)
+    conversation_ref = models.BigIntegerField(help_text="The conversation's id.")
+    conversation_title = models.CharField(max_length=200, blank=True, default="")
+    page = models.CharField(max_length=16, choices=Page.choices)
+    viewed_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-viewed_at", "-id"]
+
+    def __str__(self):
+        return f"{self.viewer_name} read {self.subject_name}'s conversation {self.conversation_ref}"
+
+    @classmethod
+    def record(cls, viewer, conversations, page: str) -> None:
+        """Note that `viewer` has just seen `conversations` (owners selected) on `page`."""
+        cls.objects.bulk_create(
+            cls(
+                viewer=viewer,
+                viewer_name=viewer.get_username(),
+                subject=conversation.owner,
+                subject_name=conversation.owner.get_username(),
+                conversation_ref=conversation.pk,
+                conversation_title=conversation.title,
+                page=page,
+            )
+            for conversation in conversations
+        )

@@ -73,7 +73,9 @@ async def _start(user, conversation_id: int, model, store, options: dict) -> Run
     try:
         await registry().launch(run)
     except ChatError as error:
-        await db.finish_reply(reply.id, status=Message.Status.FAILED, error=error.message)
+        await db.finish_reply(
+            reply.id, status=Message.Status.FAILED, error=error.message, error_code=error.code
+        )
         raise
     return run
 
@@ -120,23 +122,35 @@ async def follow_reply(user, message_id: int, after_seq: int) -> AsyncIterator[E
 
 
 async def _replay_stored(message: Message, after_seq: int) -> AsyncIterator[Event]:
-    """A finished reply whose event log has expired, told again as start, one delta, the end."""
+    """A reply whose event log is gone, told again from the database.
+
+    From the start it is `start`, one `delta` with the whole text, and the end. A client
+    that had seen some events gets a `snapshot` of the whole text instead, which replaces
+    what it has, then the end; numbered on from its last event, so it takes them as new.
+    """
     mid = message.id
-    stored = [
-        (
+    if after_seq < 0:
+        yield Event(
+            mid,
+            0,
             events.START,
             events.start_data(mid, message.parent_id, message.conversation_id, message.model),
-        ),
-        (events.DELTA, events.delta_data(message.content)),
-    ]
-    if message.status == Message.Status.FAILED:
-        stored.append((events.ERROR, events.error_data(mid, "generation_failed", message.error)))
-    elif message.status == Message.Status.STREAMING:
-        # No process is writing it any more: say so rather than wait forever.
-        stored.append((events.ERROR, events.error_data(mid, "interrupted", INTERRUPTED)))
+        )
+        yield Event(mid, 1, events.DELTA, events.delta_data(message.content))
+        after_seq = 1
     else:
-        metrics = (message.ttft_ms, message.output_tokens, message.duration_ms)
-        stored.append((events.DONE, events.done_data(mid, message.status, *metrics)))
-    for seq, (name, data) in enumerate(stored):
-        if seq > after_seq:
-            yield Event(mid, seq, name, data)
+        after_seq += 1
+        yield Event(mid, after_seq, events.SNAPSHOT, events.snapshot_data(mid, message.content))
+    yield Event(mid, after_seq + 1, *_stored_end(message))
+
+
+def _stored_end(message: Message) -> tuple[str, dict]:
+    """The event that ends a stored reply: `done`, or `error` with the code it failed with."""
+    if message.status == Message.Status.FAILED:
+        code = message.error_code or "generation_failed"
+        return events.ERROR, events.error_data(message.id, code, message.error)
+    if message.status == Message.Status.STREAMING:
+        # No process is writing it any more: say so rather than wait forever.
+        return events.ERROR, events.error_data(message.id, db.INTERRUPTED_CODE, INTERRUPTED)
+    metrics = (message.ttft_ms, message.output_tokens, message.duration_ms)
+    return events.DONE, events.done_data(message.id, message.status, *metrics)

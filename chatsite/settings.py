@@ -50,11 +50,30 @@ def envsecret(name: str, default: str = "") -> str:
 
 DEBUG = envbool("DEBUG", "false")
 SECRET_KEY = envsecret("SECRET_KEY")
-if not SECRET_KEY:
-    # The embedded default needs no setup; a stable dev key keeps sessions across restarts.
-    SECRET_KEY = "chatsite-insecure-development-key-set-SECRET_KEY-in-production"
+if not SECRET_KEY and not DEBUG:
+    # A built-in key would let anyone who has read this file forge sessions and reset links.
+    raise ImproperlyConfigured(
+        "SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is off; "
+        "scripts/run.sh makes one in var/secret_key, and DEBUG=true (development "
+        "only) runs on a built-in key."
+    )
+SECRET_KEY = SECRET_KEY or "chatsite-insecure-development-key-for-DEBUG-only"
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS") or ["127.0.0.1", "localhost", "[::1]", "testserver"]
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+
+# Behind a proxy that terminates TLS. The proxy must set X-Forwarded-Proto itself and
+# drop any the client sent, or a client could claim https.
+CHAT_HTTPS = envbool("CHAT_HTTPS", "false")
+if CHAT_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # Health checks come from inside the network, over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = envnum("CHAT_HSTS_SECONDS", str(365 * 24 * 3600), minimum=1)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("CHAT_HSTS_INCLUDE_SUBDOMAINS", "true")
+    SECURE_HSTS_PRELOAD = envbool("CHAT_HSTS_PRELOAD", "true")
 
 INSTALLED_APPS = [
     "daphne",
@@ -79,6 +98,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "chat.middleware.ContentSecurityPolicyMiddleware",
+    "chat.middleware.NoStoreMiddleware",
 ]
 
 ROOT_URLCONF = "chatsite.urls"

@@ -240,3 +240,19 @@ def alices_history(alice) -> list[Conversation]:
 @pytest.fixture
 def bobs_conversation(bob) -> Conversation:
     return make_conversation(bob, "Bob's secret plan", [("user", "my secret plan", "complete")])
+
+
+def wait_until(condition, timeout: float = 10, what: str = "the condition"):
+    """Poll `condition` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"{what} never came true"
+        time.sleep(0.02)
+    return value
+
+
+def log_expired(message_id: int) -> bool:
+    """Whether no process has the reply's event log any more (after CHAT_EVENT_LOG_TTL_SECONDS)."""
+    from chat.runs import registry
+
+    return registry().get(message_id) is None

@@ -1,12 +1,14 @@
-"""The admin's review of conversations: lists, search, filters, flags, exports, usage."""
+"""The admin's review of conversations: lists, search, filters, flags, exports, usage, audit."""
 
 import json
 
+import httpx
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
+from django.utils import timezone
 
-from chat.models import Conversation
+from chat.models import ApiKey, Conversation, TranscriptView
 from tests.conftest import make_conversation
 
 pytestmark = pytest.mark.django_db
@@ -185,3 +187,126 @@ def test_staff_without_the_view_permission_cannot_see_usage(history, alice, djan
     assert browser.get(CHANGELIST).status_code == 403
     clerk.user_permissions.add(Permission.objects.get(codename="view_conversation"))
     assert browser.get(f"{CHANGELIST}usage/{alice.pk}/").status_code == 200
+
+
+@pytest.fixture
+def reviewer(django_user_model):
+    """Staff who may read conversations and their messages, and nothing more."""
+    user = django_user_model.objects.create_user("reviewer", is_staff=True)
+    readable = Permission.objects.filter(codename__in=["view_conversation", "view_message"])
+    user.user_permissions.add(*readable)
+    return user
+
+
+def signed_in(user) -> Client:
+    browser = Client()
+    browser.force_login(user)
+    return browser
+
+
+def test_an_api_keys_owner_cannot_be_changed_in_the_admin(admin_client, alice, bob):
+    key, _raw = ApiKey.issue(alice, "laptop")
+    page = admin_client.get(f"/admin/chat/apikey/{key.pk}/change/")
+    assert 'name="user"' not in page.content.decode()
+
+    form = {"user": bob.pk, "name": "renamed", "revoked_at_0": "", "revoked_at_1": ""}
+    response = admin_client.post(f"/admin/chat/apikey/{key.pk}/change/", form)
+
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    key.refresh_from_db()
+    assert (key.user, key.name) == (alice, "renamed")
+
+
+def test_nobody_creates_keys_in_the_admin_not_even_a_superuser(admin_client, bob):
+    assert admin_client.get("/admin/chat/apikey/add/").status_code == 403
+    form = {"user": bob.pk, "name": "backdoor", "prefix": "cs_x", "key_hash": "0" * 64}
+    assert admin_client.post("/admin/chat/apikey/add/", form).status_code == 403
+    assert not ApiKey.objects.exists()
+
+
+def test_opening_a_transcript_is_recorded_every_time(reviewer, history, alice):
+    otters = history["Otters"]
+    browser = signed_in(reviewer)
+    before = timezone.now()
+
+    for _ in range(2):
+        assert browser.get(f"{CHANGELIST}{otters.pk}/change/").status_code == 200
+
+    records = list(TranscriptView.objects.order_by("id"))
+    assert len(records) == 2
+    for record in records:
+        assert (record.viewer, record.subject, record.conversation_ref) == (
+            reviewer,
+            alice,
+            otters.pk,
+        )
+        assert record.page == "conversation" and record.viewed_at >= before
+
+
+def test_lists_and_usage_show_no_transcript_and_record_nothing(reviewer, history, alice):
+    browser = signed_in(reviewer)
+    assert browser.get(CHANGELIST).status_code == 200
+    usage = browser.get(f"{CHANGELIST}usage/{alice.pk}/")
+    assert usage.status_code == 200
+    assert b"Otters hold hands" not in usage.content
+    assert not TranscriptView.objects.exists()
+
+
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume asynchronous iterators")
+def test_exporting_transcripts_is_recorded(admin_client, history, alice, bob):
+    chosen = [history["Otters"].pk, history["Bob's secret plan"].pk]
+    admin_client.post(CHANGELIST, {"action": "export_jsonl", "_selected_action": chosen})
+    seen = set(TranscriptView.objects.values_list("subject_name", "conversation_ref", "page"))
+    assert seen == {("alice", chosen[0], "export"), ("bob", chosen[1], "export")}
+
+
+def test_the_record_outlives_the_conversation_and_its_owner(reviewer, history, alice):
+    otters = history["Otters"]
+    signed_in(reviewer).get(f"{CHANGELIST}{otters.pk}/change/")
+    alice.delete()
+    record = TranscriptView.objects.get()
+    assert (record.subject, record.subject_name, record.conversation_ref) == (
+        None,
+        "alice",
+        otters.pk,
+    )
+    assert record.conversation_title == "Otters"
+
+
+def test_only_superusers_read_the_record_and_nobody_edits_it(
+    admin_client, reviewer, history, django_user_model
+):
+    signed_in(reviewer).get(f"{CHANGELIST}{history['Otters'].pk}/change/")
+    record = TranscriptView.objects.get()
+    log = "/admin/chat/transcriptview/"
+
+    listing = admin_client.get(log)
+    assert listing.status_code == 200 and b"reviewer" in listing.content
+    assert admin_client.post(f"{log}{record.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client.get(f"{log}add/").status_code == 403
+
+    # Staff given every permission there is on the record still cannot read it.
+    clerk = django_user_model.objects.create_user("clerk", is_staff=True)
+    clerk.user_permissions.add(*Permission.objects.filter(codename__endswith="transcriptview"))
+    clerk_browser = signed_in(clerk)
+    assert clerk_browser.get(log).status_code == 403
+    assert clerk_browser.get(f"{log}{record.pk}/change/").status_code == 403
+    assert b"transcriptview" not in clerk_browser.get("/admin/").content
+    assert TranscriptView.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transcript_opened_over_http_is_recorded(live_server_url, reviewer, history, alice):
+    browser = signed_in(reviewer)
+    cookies = {"sessionid": browser.cookies["sessionid"].value}
+    otters = history["Otters"]
+
+    page = httpx.get(f"{live_server_url}{CHANGELIST}{otters.pk}/change/", cookies=cookies)
+
+    assert page.status_code == 200 and "Otters hold hands" in page.text
+    record = TranscriptView.objects.get()
+    assert (record.viewer_name, record.subject_name, record.conversation_ref) == (
+        "reviewer",
+        "alice",
+        otters.pk,
+    )

@@ -65,3 +65,17 @@ def test_stopping_closes_the_upstream_connection(api, upstream, pirate_chat):
     message = Message.objects.get(pk=mid)
     assert message.status == "stopped"
     assert 0 < len(message.content.split()) < 200
+
+
+def test_an_upstreams_error_body_and_address_reach_the_log_not_the_user(
+    api, upstream, pirate_chat, caplog
+):
+    secret = "Project proj-internal-7 at http://10.1.2.3:9000 exceeded its budget."
+    upstream.fail_with(400, secret)
+    with send(api, pirate_chat["id"], "Hello") as stream:
+        error = stream.all()[-1]
+    shown = api.get(f"/api/conversations/{pirate_chat['id']}").text + str(error.data)
+    assert error.event == "error" and error.data["code"] == "upstream_error"
+    for leak in ("proj-internal-7", "10.1.2.3", upstream.url):
+        assert leak not in shown
+    assert secret in caplog.text and upstream.url in caplog.text

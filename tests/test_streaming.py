@@ -5,7 +5,7 @@ import time
 import pytest
 
 from chat.models import Message
-from tests.conftest import reattach, send, wait_for_status
+from tests.conftest import log_expired, reattach, send, wait_for_status, wait_until
 from tests.sse import EventStream, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,6 +69,47 @@ def test_it_replays_a_finished_reply_whole_and_ends(api, conversation):
     with reattach(api, mid) as replay:
         again = replay.all()
     assert [(e.id, e.event, e.data) for e in again] == [(e.id, e.event, e.data) for e in original]
+
+
+def test_it_sends_a_snapshot_when_the_events_asked_for_have_expired(api, conversation, settings):
+    settings.CHAT_EVENT_LOG_TTL_SECONDS = 0
+    with send(api, conversation["id"], "Hello") as stream:
+        original = stream.all()
+    mid = original[0].data["message_id"]
+    wait_until(lambda: log_expired(mid), what="the log's expiry")
+    with reattach(api, mid, original[1].id) as rest:
+        snapshot, done = rest.all()
+    assert (snapshot.id, snapshot.event) == (f"{mid}:2", "snapshot")
+    assert snapshot.data == {"message_id": mid, "text": stored(mid).content}
+    assert len(snapshot.data["text"]) > len(original[1].data["text"])
+    assert (done.id, done.event, done.data) == (f"{mid}:3", "done", original[-1].data)
+
+
+def test_it_replays_an_expired_reply_from_the_start_whole(api, conversation, settings):
+    settings.CHAT_EVENT_LOG_TTL_SECONDS = 0
+    with send(api, conversation["id"], "Hello") as stream:
+        original = stream.all()
+    mid = original[0].data["message_id"]
+    wait_until(lambda: log_expired(mid), what="the log's expiry")
+    with reattach(api, mid) as replay:
+        start, delta, done = replay.all()
+    assert [start.event, delta.event, done.event] == ["start", "delta", "done"]
+    assert start.data == original[0].data
+    assert delta.data["text"] == text_of(original) == stored(mid).content
+
+
+def test_an_expired_failed_reply_keeps_its_real_error_code(api, conversation, settings):
+    settings.CHAT_EVENT_LOG_TTL_SECONDS = 0
+    with send(api, conversation["id"], "fail please") as stream:
+        original = stream.all()
+    mid = original[0].data["message_id"]
+    assert stored(mid).error_code == "fake_failure"
+    wait_until(lambda: log_expired(mid), what="the log's expiry")
+    with reattach(api, mid, original[1].id) as rest:
+        snapshot, error = rest.all()
+    assert snapshot.data["text"] == text_of(original)
+    assert error.event == "error"
+    assert error.data == original[-1].data
 
 
 def test_a_second_tab_sees_the_same_live_reply(api, conversation):
@@ -246,4 +287,5 @@ def test_the_reaper_fails_replies_nobody_is_writing(alice):
     orphan.refresh_from_db()
     assert (orphan.status, orphan.content) == ("failed", "Half")
     assert "restarted" in orphan.error
+    assert orphan.error_code == "interrupted"
     assert Message.objects.get(pk=young.pk).status == "streaming", "a just-started reply was reaped"

@@ -73,8 +73,15 @@ class OpenAIProvider(Provider):
                 await upstream.close()
 
     def error(self, err: Exception, model: str, started: bool) -> ProviderError:
-        """Translate an SDK failure into a sentence the user can act on."""
-        logger.warning("OpenAI-compatible upstream failed for model %r: %r", model, err)
+        """Translate an SDK failure into a sentence and a code for the user.
+
+        What the upstream said, and where it is, goes to the log only: its error bodies
+        can quote the prompt, name accounts and keys, or reveal internal addresses.
+        """
+        logger.warning(
+            "OpenAI-compatible upstream at %s failed for model %r: %r (upstream said: %s)",
+            self.client().base_url, model, err, upstream_message(err),
+        )  # fmt: skip
         timeout = settings.OPENAI_TIMEOUT_SECONDS
         if isinstance(err, openai.APITimeoutError):
             message = f"The model provider did not respond within {timeout:g} seconds."
@@ -83,11 +90,10 @@ class OpenAIProvider(Provider):
             message = "The connection to the model provider broke off in the middle of the reply."
             return ProviderError("upstream_unavailable", message)
         if isinstance(err, openai.APIConnectionError):
-            message = f"Could not connect to the model provider at {self.client().base_url}."
-            return ProviderError("upstream_unreachable", message)
+            return ProviderError("upstream_unreachable", "Could not reach the model provider.")
         if isinstance(err, json.JSONDecodeError):
             return ProviderError("upstream_error", "The model provider sent a malformed reply.")
-        return status_error(getattr(err, "status_code", None), upstream_message(err), model)
+        return status_error(getattr(err, "status_code", None), model)
 
 
 def request_params(generation: Generation) -> dict:
@@ -123,24 +129,24 @@ def read_chunk(chunk, generation: Generation) -> list[str]:
     return texts
 
 
-def status_error(status: int | None, detail: str, model: str) -> ProviderError:
+def status_error(status: int | None, model: str) -> ProviderError:
     """The ProviderError for an HTTP status (None: an error event inside the stream)."""
     if status in (401, 403):
-        message = "The model provider rejected the API key; check OPENAI_API_KEY."
+        message = "The model provider rejected this site's credentials."
         return ProviderError("upstream_auth", message)
     if status == 429:
         message = "The model provider is rate-limiting requests; wait a moment and try again."
         return ProviderError("upstream_rate_limited", message)
     if status == 404:
-        message = f"The model provider has no model {model!r}; check OPENAI_MODELS."
+        message = f"The model provider has no model {model!r}."
         return ProviderError("upstream_model_not_found", message)
     if status is not None and status >= 500:
         message = f"The model provider is unavailable right now (HTTP {status}); try again later."
         return ProviderError("upstream_unavailable", message)
     if status is not None:
-        message = f"The model provider refused the request (HTTP {status}): {detail}"
+        message = f"The model provider refused the request (HTTP {status})."
         return ProviderError("upstream_error", message)
-    return ProviderError("upstream_error", f"The model provider failed: {detail}")
+    return ProviderError("upstream_error", "The model provider failed while writing the reply.")
 
 
 def upstream_message(err: Exception) -> str:

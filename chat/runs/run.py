@@ -199,8 +199,13 @@ class Run:
     async def _save(self, final: dict, error: ProviderError | None) -> None:
         # A checkpoint that runs after this write finds the reply no longer streaming,
         # so it can never overwrite the final text with an older one.
-        message = error.message if error else ""
-        await db.finish_reply(self.ids.message_id, content=self.content, error=message, **final)
+        await db.finish_reply(
+            self.ids.message_id,
+            content=self.content,
+            error=error.message if error else "",
+            error_code=error.code if error else "",
+            **final,
+        )
 
     def _end(self, final: dict, error: ProviderError | None) -> None:
         if self._grace:

@@ -30,7 +30,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chat import events
-from chat.db import INTERRUPTED
+from chat.db import INTERRUPTED, INTERRUPTED_CODE
 from chat.errors import Unavailable
 from chat.events import Event
 
@@ -266,4 +266,4 @@ class RedisRunRegistry(LocalRunRegistry):
 
 
 def _interrupted(message_id: int) -> dict:
-    return events.error_data(message_id, "interrupted", INTERRUPTED)
+    return events.error_data(message_id, INTERRUPTED_CODE, INTERRUPTED)

@@ -117,6 +117,7 @@ export class Reply {
     if (seq != null) [this.lastSeq, this.lastEventId] = [seq, id];
     if (event === "start") this.started(data);
     else if (event === "delta") this.text += data.text;
+    else if (event === "snapshot") this.text = data.text; // the log expired: the whole text
     else if (event === "done") [this.status, this.metrics] = [data.status, data];
     else if (event === "error") this.fail(data.code, data.message);
     this.show();

@@ -25,7 +25,7 @@ def link_as_single_branches(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0002_conversation_flagged_and_import_times"),
+        ("chat", "0004_harden_ops_transcript_views"),
     ]
 
     operations = [

@@ -1,0 +1,11 @@
+"""What the suite's environment needs before Django starts (pyproject: `-p tests.environment`).
+
+Settings are read before any conftest is, so this is a plugin. DEBUG stays off, as in
+production, and settings then refuse to start without a key: the suite makes one per run,
+which the servers and workers it starts inherit.
+"""
+
+import os
+import secrets
+
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))

@@ -1,33 +1,37 @@
-from django.urls import path
+from django.urls import path, register_converter
 
-from chat.views import account, api, health, history, openai_api, pages, stream
+from chat.converters import IdConverter
+from chat.views import account, api, health, history, openai_api, openapi, pages, stream
+
+register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("", pages.chat, name="chat"),
-    path("c/<int:conversation_id>/", pages.chat, name="conversation"),
+    path("c/<id:conversation_id>/", pages.chat, name="conversation"),
     path("signup/", pages.signup, name="signup"),
     path("healthz", health.health, name="health"),
     path("account/", account.account, name="account"),
     path("account/keys", account.create_key, name="account-create-key"),
-    path("account/keys/<int:key_id>/revoke", account.revoke_key, name="account-revoke-key"),
+    path("account/keys/<id:key_id>/revoke", account.revoke_key, name="account-revoke-key"),
     path("account/import", account.import_history, name="account-import"),
+    path("api/openapi.json", openapi.openapi_document, name="api-openapi"),
     path("api/models", api.models, name="api-models"),
     path("api/conversations", api.conversations, name="api-conversations"),
-    path("api/conversations/<int:conversation_id>", api.conversation, name="api-conversation"),
+    path("api/conversations/<id:conversation_id>", api.conversation, name="api-conversation"),
     path(
-        "api/conversations/<int:conversation_id>/messages",
+        "api/conversations/<id:conversation_id>/messages",
         stream.send_message,
         name="api-send-message",
     ),
-    path("api/messages/<int:message_id>/stream", stream.message_stream, name="api-stream"),
-    path("api/messages/<int:message_id>/stop", stream.stop_message, name="api-stop"),
+    path("api/messages/<id:message_id>/stream", stream.message_stream, name="api-stream"),
+    path("api/messages/<id:message_id>/stop", stream.stop_message, name="api-stop"),
     path(
-        "api/messages/<int:message_id>/regenerate",
+        "api/messages/<id:message_id>/regenerate",
         stream.regenerate_message,
         name="api-regenerate",
     ),
     path(
-        "api/conversations/<int:conversation_id>/export",
+        "api/conversations/<id:conversation_id>/export",
         history.export_conversation,
         name="api-export-conversation",
     ),

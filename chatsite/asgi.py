@@ -34,6 +34,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from chat.bodylimit import BodyLimitMiddleware  # noqa: E402
 from chat.consumers import ConversationConsumer  # noqa: E402
 
 websocket_routes = [
@@ -42,7 +43,7 @@ websocket_routes = [
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodyLimitMiddleware(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_routes))),
     }
 )

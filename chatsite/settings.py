@@ -221,6 +221,25 @@ CHAT_MAX_CONTENT_CHARS = envnum("CHAT_MAX_CONTENT_CHARS", "32000", minimum=1)
 # History files: the largest import accepted (ChatGPT exports run to tens of megabytes).
 CHAT_IMPORT_MAX_BYTES = envnum("CHAT_IMPORT_MAX_BYTES", str(100 * 1024 * 1024), minimum=1)
 
+# Request bodies, refused in the ASGI layer (chat.bodylimit) before anything reads them.
+# A JSON body must hold CHAT_MAX_CONTENT_CHARS characters at their worst: 4-byte UTF-8
+# characters sent escaped as surrogate pairs take 12 bytes each.
+CHAT_MAX_BODY_BYTES = envnum(
+    "CHAT_MAX_BODY_BYTES", str(max(16 * CHAT_MAX_CONTENT_CHARS, 65536)), minimum=1024
+)
+# /v1/chat/completions sends the whole chat each time: its caps, and its body's size.
+CHAT_COMPLETION_MAX_MESSAGES = envnum("CHAT_COMPLETION_MAX_MESSAGES", "1000", minimum=1)
+CHAT_COMPLETION_MAX_CHARS = envnum(
+    "CHAT_COMPLETION_MAX_CHARS", str(4 * CHAT_MAX_CONTENT_CHARS), minimum=1
+)
+CHAT_COMPLETION_MAX_BODY_BYTES = max(
+    CHAT_MAX_BODY_BYTES, 12 * CHAT_COMPLETION_MAX_CHARS + 128 * CHAT_COMPLETION_MAX_MESSAGES
+)
+# Django's own caps sit above ours, so that only ours answer; and no body an
+# unauthenticated client can send is large enough to be spooled to a file on disk.
+DATA_UPLOAD_MAX_MEMORY_SIZE = CHAT_COMPLETION_MAX_BODY_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = max(CHAT_COMPLETION_MAX_BODY_BYTES, 2_621_440)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -8,3 +8,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("chat.urls")),
 ]
+
+handler404 = "chat.views.errors.not_found"
+handler500 = "chat.views.errors.server_error"

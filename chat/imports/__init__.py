@@ -6,22 +6,20 @@ as it was, and ChatGPT's `conversations.json` (`chatgpt`), bare or in its zip.
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 
+from chat import safejson
 from chat.models import Conversation, Message
 
-from . import chatgpt, chatsite
+from . import archive, chatgpt, chatsite
 from .records import ConversationRecord, InvalidImport
 
 __all__ = ["ImportResult", "InvalidImport", "import_history", "parse", "read_file"]
 
 BATCH = 500
-CHATGPT_FILE = "conversations.json"
 
 
 @dataclass(frozen=True)
@@ -33,22 +31,11 @@ class ImportResult:
 def read_file(raw: bytes):
     """The JSON in an uploaded file (or in ChatGPT's export zip); InvalidImport if none."""
     if raw.startswith(b"PK\x03\x04"):
-        raw = _from_zip(raw)
+        raw = archive.conversations_json(raw, settings.CHAT_IMPORT_MAX_BYTES)
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return safejson.loads(raw)
+    except safejson.NotJSON as exc:
         raise InvalidImport(f"The file is not valid JSON: {exc}.") from None
-
-
-def _from_zip(raw: bytes) -> bytes:
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            names = [n for n in archive.namelist() if n.rsplit("/", 1)[-1] == CHATGPT_FILE]
-            if not names:
-                raise InvalidImport(f"The zip file holds no {CHATGPT_FILE}.")
-            return archive.read(names[0])
-    except zipfile.BadZipFile:
-        raise InvalidImport("The file looks like a zip file but cannot be opened.") from None
 
 
 def parse(data) -> list[ConversationRecord]:

@@ -42,33 +42,30 @@ def _conversation(item, where: str) -> ConversationRecord:
     if not isinstance(mapping, dict) or not all(isinstance(n, dict) for n in mapping.values()):
         raise InvalidImport(f"{where} has no 'mapping' of message nodes.")
     created = _time(item.get("create_time"), where, "create_time") or datetime.now(UTC)
-    current = item.get("current_node")
-    if current is not None and (not isinstance(current, str) or current not in mapping):
+    current = _get(item, "current_node", str, where)
+    if current is not None and current not in mapping:
         raise InvalidImport(f"{where}: 'current_node' {current!r} is not in its 'mapping'.")
-    system, messages, kept = [], [], {}
+    system, messages = [], []
+    kept: dict[str, MessageRecord | None] = {}  # node id -> the nearest message kept, up
     for node_id, shown_parent in _walk(mapping, where):
-        message = mapping[node_id].get("message")
-        text = _text(message)
+        message = _get(mapping[node_id], "message", dict, f"{where}, node {node_id!r}")
+        text, role = _text(message, f"{where}, node {node_id!r}: message") if message else ("", "")
+        parent = kept[node_id] = kept.get(shown_parent)
         if not text:
-            kept[node_id] = kept.get(shown_parent)
             continue
-        role = message["author"]["role"]
         if role == "system":
             system.append(text)
-            kept[node_id] = kept.get(shown_parent)
             continue
-        parent = kept.get(shown_parent)
         previous = parent.created_at if parent else created
         moment = _time(message.get("create_time"), where, "create_time") or previous
-        record = _message(message, role, text, max(moment, previous))
+        record = _message(message, role, text, max(moment, previous), where)
         record.key, record.parent_key = node_id, parent.key if parent else None
         kept[node_id] = record
         messages.append(record)
-    title = item.get("title") if isinstance(item.get("title"), str) else ""
     updated = _time(item.get("update_time"), where, "update_time")
     leaf = kept.get(current) if current is not None else None
     return ConversationRecord(
-        title=title[:TITLE_LIMIT],
+        title=(_get(item, "title", str, where) or "")[:TITLE_LIMIT],
         # ChatGPT's models are not served here; the conversation goes on with ours.
         model=settings.CHAT_DEFAULT_MODEL,
         system_prompt="\n\n".join(system),
@@ -81,13 +78,12 @@ def _conversation(item, where: str) -> ConversationRecord:
 
 def _walk(mapping: dict, where: str):
     """Every node id with its parent's, parents first, siblings oldest first."""
-    children: dict[object, list] = {}
+    children: dict[str | None, list[str]] = {}
     for node_id, node in mapping.items():
-        parent = node.get("parent")
-        known = isinstance(parent, str) and parent in mapping
-        children.setdefault(parent if known else None, []).append(node_id)
-    roots = _by_time(mapping, children.get(None, []))
-    stack, seen = [(node_id, None) for node_id in reversed(roots)], 0
+        parent = _get(node, "parent", str, f"{where}, node {node_id!r}")
+        children.setdefault(parent if parent in mapping else None, []).append(node_id)
+    stack = [(node_id, None) for node_id in reversed(_by_time(mapping, children.get(None, [])))]
+    seen = 0
     while stack:
         node_id, parent = stack.pop()
         seen += 1
@@ -98,7 +94,7 @@ def _walk(mapping: dict, where: str):
         raise InvalidImport(f"{where}: its message nodes form a loop.")
 
 
-def _by_time(mapping: dict, node_ids: list) -> list:
+def _by_time(mapping: dict, node_ids: list[str]) -> list[str]:
     def moment(node_id):
         message = mapping[node_id].get("message")
         value = message.get("create_time") if isinstance(message, dict) else None
@@ -107,32 +103,43 @@ def _by_time(mapping: dict, node_ids: list) -> list:
     return sorted(node_ids, key=moment)
 
 
-def _text(message) -> str:
-    """The message's visible text, or "" for anything not to import."""
-    if not isinstance(message, dict):
-        return ""
-    author, content = message.get("author"), message.get("content")
-    if not isinstance(author, dict) or author.get("role") not in {"system", "user", "assistant"}:
-        return ""
-    metadata = message.get("metadata") or {}
+def _text(message: dict, where: str) -> tuple[str, str]:
+    """The message's visible text and its author's role, or "" for anything not to import."""
+    author = _get(message, "author", dict, where) or {}
+    content = _get(message, "content", dict, where) or {}
+    metadata = _get(message, "metadata", dict, where) or {}
+    role = _get(author, "role", str, f"{where}.author")
+    kind = _get(content, "content_type", str, f"{where}.content")
+    parts = _get(content, "parts", list, f"{where}.content") or []
+    if role not in {"system", "user", "assistant"} or kind not in TEXT_TYPES:
+        return "", ""
     if metadata.get("is_visually_hidden_from_conversation"):
-        return ""
-    if not isinstance(content, dict) or content.get("content_type") not in TEXT_TYPES:
-        return ""
-    text = "\n".join(part for part in content.get("parts") or [] if isinstance(part, str))
-    return text if text.strip() else ""
+        return "", ""
+    # Other parts (images, files) are not text: they are left out.
+    text = "\n".join(part for part in parts if isinstance(part, str))
+    return (text, role) if text.strip() else ("", "")
 
 
-def _message(message: dict, role: str, text: str, moment: datetime) -> MessageRecord:
+def _message(message: dict, role: str, text: str, moment: datetime, where: str) -> MessageRecord:
     metadata = message.get("metadata") or {}
-    model = metadata.get("model_slug") if role == "assistant" else ""
+    model = _get(metadata, "model_slug", str, f"{where}: metadata") if role == "assistant" else ""
+    status = _get(message, "status", str, where)
     return MessageRecord(
         role=role,
         content=text,
         created_at=moment,
-        status=STATUSES.get(message.get("status"), Message.Status.COMPLETE),
-        model=model[:MODEL_LIMIT] if isinstance(model, str) else "",
+        status=STATUSES.get(status, Message.Status.COMPLETE),
+        model=(model or "")[:MODEL_LIMIT],
     )
+
+
+def _get(container: dict, name: str, kind: type, where: str):
+    """container[name]: None when absent or null, InvalidImport when of another type."""
+    value = container.get(name)
+    if value is None or isinstance(value, kind):
+        return value
+    what = {dict: "an object", list: "a list", str: "a string"}[kind]
+    raise InvalidImport(f"{where}: '{name}' must be {what}, not {type(value).__name__}.")
 
 
 def _time(value, where: str, name: str) -> datetime | None:

@@ -124,10 +124,16 @@ class Fields:
 
     def time(self, name: str) -> datetime:
         raw = self.value.get(name)
-        moment = parse_datetime(raw) if isinstance(raw, str) else None
+        try:
+            moment = parse_datetime(raw) if isinstance(raw, str) else None
+            # In UTC, as it will be stored: an offset may carry it past year 1 or 9999.
+            moment = moment and (moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+            moment = moment and moment.astimezone(UTC)
+        except (ValueError, OverflowError):  # well formed, but no such moment
+            moment = None
         if moment is None:
             self.fail(name, "an ISO 8601 date and time")
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment
 
     def items(self, name: str) -> list:
         value = self.value.get(name)

@@ -8,11 +8,11 @@ from chat.errors import NotFound
 from chat.models import Conversation
 from chat.providers import available_models
 from chat.replies import check_model
+from chat.schema import bodies
 from chat.serializers import conversation_json, conversation_with_messages
 
-from .endpoint import api_endpoint, optional_text, read_json
+from .endpoint import api_endpoint, read_json
 
-TITLE_LIMIT = 200
 LIST_LIMIT = 200
 
 
@@ -34,18 +34,17 @@ def conversations(request):
 
 
 def _conversation_fields(body: dict) -> dict:
-    fields = {
-        "title": optional_text(body, "title", TITLE_LIMIT),
-        "system_prompt": optional_text(body, "system_prompt", settings.CHAT_MAX_CONTENT_CHARS),
-    }
-    if "model" in body:
+    """The fields a body (checked against bodies.conversation_fields) sets."""
+    fields = {name: body.get(name) for name in ("title", "system_prompt")}
+    if body.get("model") is not None:
         fields["model"] = check_model(body["model"])
     fields = {name: value for name, value in fields.items() if value is not None}
     return {**fields, **tuning.settings_fields(body)}
 
 
 def _create_conversation(request):
-    fields = {"model": settings.CHAT_DEFAULT_MODEL, **_conversation_fields(read_json(request))}
+    body = read_json(request, bodies.conversation_fields())
+    fields = {"model": settings.CHAT_DEFAULT_MODEL, **_conversation_fields(body)}
     conversation = Conversation.objects.create(owner=request.api_user, **fields)
     return JsonResponse(conversation_json(conversation), status=201)
 
@@ -59,7 +58,7 @@ def conversation(request, conversation_id: int):
         found.delete()
         return HttpResponse(status=204)
     if request.method == "PATCH":
-        body = read_json(request)
+        body = read_json(request, bodies.conversation_fields())
         for name, value in _conversation_fields(body).items():
             setattr(found, name, value)
         if "current_message_id" in body:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import functools
-import json
 from inspect import iscoroutinefunction
 
 from django.core.exceptions import RequestDataTooBig
 from django.views.decorators.csrf import csrf_exempt
 
+from chat import safejson
 from chat.auth import authenticate
 from chat.db import on_db_thread
 from chat.errors import BadRequest, ChatError, MethodNotAllowed, TooLarge
+from chat.schema import validate
 
 
 def _admit(request, methods: tuple[str, ...]) -> None:
@@ -48,30 +49,20 @@ def api_endpoint(*methods: str):
     return decorate
 
 
-def read_json(request) -> dict:
-    """The request body as a JSON object, or a clear 400/413."""
+def read_json(request, schema: dict | None = None, default_code: str = "invalid_field") -> dict:
+    """The request body as a JSON object that fits `schema`, or a clear 400/413."""
     try:
         raw = request.body
     except RequestDataTooBig:
         raise TooLarge("The request body is too large.") from None
     if not raw:
-        return {}
+        raw = b"{}"
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = safejson.loads(raw)
+    except safejson.NotJSON as exc:
         raise BadRequest(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.", code="invalid_json")
+    if schema is not None:
+        validate(body, schema, default_code)
     return body
-
-
-def optional_text(body: dict, field: str, limit: int) -> str | None:
-    """A string field that may be absent; wrong types and oversize values are refused."""
-    value = body.get(field)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise BadRequest(f"'{field}' must be a string.", code="invalid_field")
-    if len(value) > limit:
-        raise TooLarge(f"'{field}' is {len(value)} characters long; the limit is {limit}.")
-    return value

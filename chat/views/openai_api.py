@@ -15,6 +15,7 @@ from chat.auth import bearer_user
 from chat.db import on_db_thread
 from chat.errors import ChatError, MethodNotAllowed
 from chat.providers import available_models
+from chat.schema import bodies
 
 from .endpoint import read_json
 from .stream import event_stream_response
@@ -60,7 +61,9 @@ async def model(request, model_id: str):
 
 @openai_endpoint("POST")
 async def chat_completions(request):
-    wanted = completions.read_request(read_json(request))
+    wanted = completions.read_request(
+        read_json(request, bodies.chat_completion(), default_code="invalid_value")
+    )
     run = await replies.start_completion(
         request.api_user, wanted.messages, wanted.model, **wanted.options
     )

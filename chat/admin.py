@@ -96,7 +96,7 @@ class ConversationAdmin(admin.ModelAdmin):
     actions = ["flag", "unflag", "export_jsonl"]
 
     def get_queryset(self, request):
-        conversations = super().get_queryset(request)
+        conversations = super().get_queryset(request).visible()
         return conversations.annotate(
             message_count=Count("messages"), token_count=Sum("messages__output_tokens")
         )

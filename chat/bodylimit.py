@@ -21,7 +21,7 @@ from django.contrib import auth
 from django.shortcuts import resolve_url
 
 from chat.auth import user_for_key
-from chat.db import on_db_thread
+from chat.db import reads
 
 # Paths whose bodies may be larger than CHAT_MAX_BODY_BYTES, and the setting that says how.
 LARGER_BODIES = {
@@ -94,7 +94,7 @@ def _content_length(headers: dict) -> int | None:
         return None  # the server refuses such a request before it gets here
 
 
-@on_db_thread
+@reads
 def _signed_in(headers: dict) -> bool:
     """Whether the request carries a valid API key or a signed-in session (CSRF comes later)."""
     scheme, _, raw = headers.get(b"authorization", b"").decode("latin-1").partition(" ")

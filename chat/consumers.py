@@ -10,7 +10,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from chat import branches, db, replies
 from chat.auth import session_user
-from chat.db import on_db_thread
+from chat.db import reads
 from chat.errors import BadRequest, ChatError
 from chat.events import Event, parse_event_id
 
@@ -64,7 +64,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     async def _still_signed_in(self) -> bool:
         """Whether the session is still this user's: not logged out, user still active."""
         session_key = self.scope["session"].session_key
-        return (await on_db_thread(session_user)(session_key)).pk == self.user.pk
+        return (await reads(session_user)(session_key)).pk == self.user.pk
 
     async def _send(self, content: dict) -> None:
         run = await replies.start_reply(

@@ -1,8 +1,10 @@
 """The ORM, as the streaming path reaches it: a few named calls, each run off the event loop.
 
-They all run on one thread of their own, which keeps its database connection open.
-Under load this matters: a fresh connection per call (asgiref's default under ASGI)
-costs more than the query, and one writer thread never meets another in SQLite's lock.
+Writes run on one thread, reads on a few others; each thread keeps its own database
+connection open, and no request ever closes it. Under load this matters: a fresh
+connection per call (asgiref's default under ASGI) costs more than the query, one
+writer never meets another in SQLite's lock, and a write waiting for that lock (behind
+an import, say) never holds up a read such as a stop's or a health check's.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -18,89 +20,120 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.utils import timezone
 
 from chat import branches
-from chat.errors import BadRequest, Conflict, NotFound, Unavailable
+from chat.errors import BadRequest, NotFound, Unavailable
 from chat.models import Conversation, Message
 from chat.prompt import history
 
 logger = logging.getLogger(__name__)
-TITLE_LENGTH = 60
 INTERRUPTED = "The server restarted while this reply was being written."
 INTERRUPTED_CODE = "interrupted"
 # A reply is stored a moment before its run is registered; the reaper leaves young ones alone.
 YOUNG = timedelta(seconds=30)
+READERS = 4
+
+_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-db-write")
+_readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="chat-db-read")
 
 
-_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-db")
+def _on(executor: ThreadPoolExecutor):
+    def decorate(function):
+        @functools.wraps(function)
+        async def call(*args, **kwargs):
+            work = functools.partial(_run, function, args, kwargs)
+            return await asyncio.get_running_loop().run_in_executor(executor, work)
+
+        return call
+
+    return decorate
 
 
-def on_db_thread(function):
-    """Make `function` awaitable, run on the streaming path's database thread."""
-
-    @functools.wraps(function)
-    async def call(*args, **kwargs):
-        work = functools.partial(_run, function, args, kwargs)
-        return await asyncio.get_running_loop().run_in_executor(_thread, work)
-
-    return call
+reads = _on(_readers)
+"""Make `function` awaitable, run on one of the streaming path's reading threads."""
+writes = _on(_writer)
+"""Make `function` awaitable, run on the streaming path's one writing thread."""
 
 
 def _run(function, args, kwargs):
     try:
         return function(*args, **kwargs)
     except (InterfaceError, OperationalError):
-        if connection.in_atomic_block:
-            raise
-        # The database may have dropped our long-lived connection: reconnect once.
-        connection.close()
-        return function(*args, **kwargs)
+        # The database may have dropped this thread's lasting connection: the next call
+        # reconnects. This one is not retried: a write may have happened before the error.
+        if not connection.in_atomic_block:
+            connection.close()
+        logger.warning("a database call failed", exc_info=True)
+        raise Unavailable("The database is unreachable.") from None
 
 
 def close_connection() -> None:
-    """Close the database thread's connection (before dropping a test database, say)."""
-    # A lambda: `connection` must be looked up on that thread, where its connection lives.
-    _thread.submit(lambda: connection.close()).result()
+    """Close every database thread's connection (before dropping a test database, say)."""
+    # Each close waits for the others, so every reading thread gets one of them.
+    barrier = threading.Barrier(READERS)
+
+    def close_reader():
+        barrier.wait(10)
+        connection.close()  # looked up on that thread, where its connection lives
+
+    closes = [_readers.submit(close_reader) for _ in range(READERS)]
+    _writer.submit(lambda: connection.close()).result()
+    for close in closes:
+        close.result()
 
 
-def title_from(content: str) -> str:
-    """A first message, shortened to a sidebar title."""
-    line = " ".join(content.split())
-    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+@reads
+def streaming_replies(conversation_id: int) -> list[int]:
+    """The ids of the conversation's replies stored as still being written."""
+    return list(
+        Message.objects.streaming()
+        .filter(conversation_id=conversation_id)
+        .values_list("pk", flat=True)
+    )
 
 
-@on_db_thread
+@writes
 def begin_reply(
     user,
     conversation_id: int,
     model: str,
-    is_running: Callable[[int], bool],
+    dead: set[int],
     content: str,
+    title: str,
     parent=branches.CURRENT_LEAF,
-) -> tuple[Conversation, Message, Message, list[dict]]:
+) -> tuple[Conversation, Message, Message, list[dict]] | None:
     """Store the user's message and an empty streaming reply; return them with the prompt.
 
     `parent` places the question in the tree (`chat.branches`): after the current leaf,
     as a new version of the last question, or after any reply (an edit of a question).
+    Streaming replies in `dead` (nobody writes them any more) are marked failed; any other
+    streaming reply means the conversation is busy, and then nothing is stored: None.
     """
     with transaction.atomic():
-        conversation = _locked_conversation(user, conversation_id, is_running)
+        conversation = _open_for_reply(user, conversation_id, dead)
+        if conversation is None:
+            return None
         tree = branches.Tree.of(conversation)
         after = branches.parent_for(tree, conversation, parent)
         question = conversation.messages.create(
             role=Message.Role.USER, content=content, parent=after
         )
         reply, prompt = _add_reply(conversation, [*tree.path_to(after), question], model)
-        conversation.title = conversation.title or title_from(content)
+        conversation.title = conversation.title or title
         conversation.save(update_fields=["model", "title", "current_message", "updated_at"])
     return conversation, question, reply, prompt
 
 
-@on_db_thread
+@writes
 def begin_regeneration(
-    user, conversation_id: int, model: str, is_running: Callable[[int], bool], message_id: int
-) -> tuple[Conversation, Message, Message, list[dict]]:
-    """Store an empty streaming reply beside reply `message_id`, to the same question."""
+    user, conversation_id: int, model: str, dead: set[int], message_id: int
+) -> tuple[Conversation, Message, Message, list[dict]] | None:
+    """Store an empty streaming reply beside reply `message_id`, to the same question.
+
+    None, storing nothing, while another reply is being written (as `begin_reply`).
+    """
     with transaction.atomic():
-        conversation = _locked_conversation(user, conversation_id, is_running)
+        conversation = _open_for_reply(user, conversation_id, dead)
+        if conversation is None:
+            return None
         tree = branches.Tree.of(conversation)
         old = tree.by_id.get(message_id)
         if old is None or old.role != Message.Role.ASSISTANT:
@@ -113,13 +146,17 @@ def begin_regeneration(
     return conversation, question, reply, prompt
 
 
-def _locked_conversation(user, conversation_id: int, is_running) -> Conversation:
+def _open_for_reply(user, conversation_id: int, dead: set[int]) -> Conversation | None:
+    """The conversation, locked; None while a reply is still being written in it."""
     conversation = (
         Conversation.objects.for_user(user).select_for_update().filter(pk=conversation_id).first()
     )
     if conversation is None:
         raise NotFound("No such conversation.")
-    _refuse_if_busy(conversation, is_running)
+    streaming = set(conversation.messages.streaming().values_list("pk", flat=True))
+    if streaming - dead:
+        return None
+    _fail_interrupted(streaming)
     return conversation
 
 
@@ -135,32 +172,28 @@ def _add_reply(
     return reply, history(conversation.system_prompt, branch)
 
 
-def _refuse_if_busy(conversation: Conversation, is_running: Callable[[int], bool]) -> None:
-    for message in conversation.messages.streaming():
-        if is_running(message.id):
-            raise Conflict(
-                "A reply is still being written in this conversation; stop it or wait.",
-                code="reply_in_progress",
-            )
-        # Nobody is generating it any more (the server restarted): close it honestly.
-        message.status = Message.Status.FAILED
-        message.error, message.error_code = INTERRUPTED, INTERRUPTED_CODE
-        message.save(update_fields=["status", "error", "error_code"])
-
-
-@on_db_thread
-def reap_interrupted(is_running: Callable[[int], bool]) -> int:
-    """Mark streaming replies that no process is writing any more as failed; say how many."""
-    old = Message.objects.streaming().filter(created_at__lt=timezone.now() - YOUNG)
-    dead = [pk for pk in old.values_list("pk", flat=True) if not is_running(pk)]
+def _fail_interrupted(message_ids) -> int:
     return (
         Message.objects.streaming()
-        .filter(pk__in=dead)
+        .filter(pk__in=message_ids)
         .update(status=Message.Status.FAILED, error=INTERRUPTED, error_code=INTERRUPTED_CODE)
     )
 
 
-@on_db_thread
+@reads
+def old_streaming_replies() -> list[int]:
+    """Replies stored as streaming for longer than a start takes: candidates for the reaper."""
+    old = Message.objects.streaming().filter(created_at__lt=timezone.now() - YOUNG)
+    return list(old.values_list("pk", flat=True))
+
+
+@writes
+def fail_interrupted(message_ids: list[int]) -> int:
+    """Mark these replies failed, if still streaming, as nobody writes them; say how many."""
+    return _fail_interrupted(message_ids)
+
+
+@writes
 def start_conversation(
     user, model: str, title: str, system_prompt: str, turns: list[dict]
 ) -> Conversation:
@@ -179,7 +212,7 @@ def start_conversation(
     return conversation
 
 
-@on_db_thread
+@reads
 def ping() -> None:
     """Raise Unavailable unless the database answers."""
     try:
@@ -191,7 +224,7 @@ def ping() -> None:
         raise Unavailable("The database is unreachable.") from None
 
 
-@on_db_thread
+@writes
 def checkpoint_replies(contents: dict[int, str]) -> None:
     """Save the text so far of many streaming replies, in one transaction."""
     with transaction.atomic():
@@ -201,14 +234,14 @@ def checkpoint_replies(contents: dict[int, str]) -> None:
             )
 
 
-@on_db_thread
+@writes
 def finish_reply(message_id: int, **fields) -> None:
     """Save the reply's final text, status and timings."""
     Message.objects.filter(pk=message_id).update(**fields)
     Conversation.objects.filter(messages__pk=message_id).update(updated_at=timezone.now())
 
 
-@on_db_thread
+@reads
 def conversation_for_user(user, conversation_id: int) -> Conversation:
     """The conversation if `user` owns it; NotFound otherwise."""
     conversation = Conversation.objects.for_user(user).filter(pk=conversation_id).first()
@@ -217,7 +250,7 @@ def conversation_for_user(user, conversation_id: int) -> Conversation:
     return conversation
 
 
-@on_db_thread
+@reads
 def message_for_user(user, message_id: int) -> Message:
     """The message if `user` owns its conversation; NotFound otherwise."""
     message = Message.objects.for_user(user).filter(pk=message_id).first()

@@ -10,9 +10,13 @@ from django.utils import timezone
 
 
 class ConversationQuerySet(models.QuerySet):
+    def visible(self):
+        """Leave out conversations an import is still writing."""
+        return self.filter(importing_since__isnull=True)
+
     def for_user(self, user):
-        """Only the conversations `user` owns."""
-        return self.filter(owner=user)
+        """Only the conversations `user` owns (and can see: no import half-written)."""
+        return self.visible().filter(owner=user)
 
     def search(self, query: str):
         """Conversations whose title or any message contains `query`."""
@@ -26,10 +30,21 @@ class ConversationQuerySet(models.QuerySet):
 
 
 class Conversation(models.Model):
+    class TitleSource(models.TextChoices):
+        FIRST_LINE = "first_line"  # the first message's first line, until something better
+        MODEL = "model"  # written by the model after the first reply
+        USER = "user"  # given or changed by the user: never overwritten
+
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
     )
     title = models.CharField(max_length=200, blank=True, default="")
+    title_source = models.CharField(
+        max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_LINE
+    )
+    # The model's tokens spent writing the title: usage, though not a message.
+    title_tokens = models.PositiveIntegerField(default=0)
+    titled_at = models.DateTimeField(null=True, blank=True)
     model = models.CharField(max_length=200)
     system_prompt = models.TextField(blank=True, default="")
     # A default rather than auto_now_add, so an import can keep the original times.
@@ -43,6 +58,9 @@ class Conversation(models.Model):
     # Per-chat settings; null: the model's and the site's defaults.
     temperature = models.FloatField(null=True, blank=True)
     max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Set while an import writes the conversation, a batch at a time; until it is cleared,
+    # the conversation is hidden from every listing, search, export and door.
+    importing_since = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
 
     objects = ConversationQuerySet.as_manager()
 
@@ -55,8 +73,8 @@ class Conversation(models.Model):
 
 class MessageQuerySet(models.QuerySet):
     def for_user(self, user):
-        """Only messages in conversations `user` owns."""
-        return self.filter(conversation__owner=user)
+        """Only messages in conversations `user` owns (and can see)."""
+        return self.filter(conversation__owner=user, conversation__importing_since__isnull=True)
 
     def streaming(self):
         return self.filter(status=Message.Status.STREAMING)
@@ -102,6 +120,37 @@ class Message(models.Model):
 
     def __str__(self):
         return f"{self.role} message {self.pk}"
+
+
+class SharedLinkQuerySet(models.QuerySet):
+    def for_user(self, user):
+        """Only the links to conversations `user` owns."""
+        return self.filter(conversation__owner=user)
+
+
+class SharedLink(models.Model):
+    """A read-only snapshot of a conversation, for anyone who has its unguessable URL."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="shared_links"
+    )
+    token = models.CharField(max_length=64, unique=True)
+    title = models.CharField(max_length=200, blank=True, default="")
+    # [{"role", "content", "model"}], copied when shared: later messages never show.
+    messages = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SharedLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"shared link to {self.conversation_id}"
+
+    @property
+    def url(self) -> str:
+        return f"/s/{self.token}/"
 
 
 def hash_key(raw_key: str) -> str:

@@ -6,15 +6,24 @@ import functools
 import time
 from collections.abc import AsyncIterator
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from chat import branches, db, events, tuning
+from chat import branches, db, events, titles, tuning
 from chat.db import INTERRUPTED
-from chat.errors import BadRequest, ChatError, TooLarge
+from chat.errors import BadRequest, ChatError, Conflict, TooLarge
 from chat.events import Event
-from chat.models import Message
+from chat.models import Conversation, Message
 from chat.providers import Generation, provider_for
 from chat.runs import ReplyIds, Run, registry
+
+TITLE_LENGTH = 60
+
+
+def title_from(content: str) -> str:
+    """A first message, shortened to a sidebar title."""
+    line = " ".join(content.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
 def clean_content(content) -> str:
@@ -41,32 +50,52 @@ def check_model(model) -> str:
 
 
 async def start_reply(
-    user, conversation_id: int, content, model=None, parent=branches.CURRENT_LEAF, **options
+    user,
+    conversation_id: int,
+    content,
+    model=None,
+    parent=branches.CURRENT_LEAF,
+    titled=True,
+    **options,
 ) -> Run:
     """Store the user's message and start the model's reply as a run; return the run.
 
     `parent` places the message in the conversation's tree (`chat.branches`): after the
     current leaf, as a new version of the last question, or after any reply (an edit).
+    `titled`: after a first reply, the model writes the conversation's title.
     """
-    store = functools.partial(db.begin_reply, content=clean_content(content), parent=parent)
-    return await _start(user, conversation_id, model, store, options)
+    content = clean_content(content)
+    store = functools.partial(
+        db.begin_reply, content=content, title=title_from(content), parent=parent
+    )
+    return await _start(user, conversation_id, model, store, titled, options)
 
 
 async def regenerate_reply(user, message_id: int, model=None, **options) -> Run:
     """Start a new version of reply `message_id`, to the same question; return the run."""
     message = await db.message_for_user(user, message_id)
     store = functools.partial(db.begin_regeneration, message_id=message_id)
-    return await _start(user, message.conversation_id, model, store, options)
+    return await _start(user, message.conversation_id, model, store, True, options)
 
 
-async def _start(user, conversation_id: int, model, store, options: dict) -> Run:
+async def _start(user, conversation_id: int, model, store, titled: bool, options: dict) -> Run:
     started = time.monotonic()
     conversation = await db.conversation_for_user(user, conversation_id)
     model = check_model(model if model is not None else (conversation.model or None))
     await registry().check()  # refuse now, before anything is stored, if Redis is down
-    conversation, question, reply, prompt = await store(
-        user, conversation.id, model, registry().is_running
-    )
+    # Asked before the transaction: no network round trip while the conversation is locked.
+    dead = {
+        mid
+        for mid in await db.streaming_replies(conversation.id)
+        if not await registry().is_running(mid)
+    }
+    begun = await store(user, conversation.id, model, dead)
+    if begun is None:
+        raise Conflict(
+            "A reply is still being written in this conversation; stop it or wait.",
+            code="reply_in_progress",
+        )
+    conversation, question, reply, prompt = begun
     ids = ReplyIds(reply.id, question.id, conversation.id)
     generation = Generation(model, prompt, **tuning.options_for(conversation, options))
     run = Run(ids, provider_for(model), generation, started)
@@ -77,6 +106,8 @@ async def _start(user, conversation_id: int, model, store, options: dict) -> Run
             reply.id, status=Message.Status.FAILED, error=error.message, error_code=error.code
         )
         raise
+    if titled:
+        titles.title_after(run)
     return run
 
 
@@ -97,8 +128,9 @@ async def start_completion(user, messages: list[dict], model, **options) -> Run:
     system = "\n\n".join(m["content"] for m in earlier if m["role"] == Message.Role.SYSTEM)
     turns = [m for m in earlier if m["role"] != Message.Role.SYSTEM]
     first = next(m["content"] for m in messages if m["role"] == Message.Role.USER)
-    conversation = await db.start_conversation(user, model, db.title_from(first), system, turns)
-    return await start_reply(user, conversation.id, content, model, **options)
+    conversation = await db.start_conversation(user, model, title_from(first), system, turns)
+    # A script's call is no chat to find in a sidebar: no title is worth its tokens.
+    return await start_reply(user, conversation.id, content, model, titled=False, **options)
 
 
 async def follow_run(run: Run) -> AsyncIterator[Event | None]:
@@ -110,6 +142,13 @@ async def stop_reply(user, message_id: int) -> bool:
     """Stop the user's reply if it is still being written; the text so far is kept."""
     await db.message_for_user(user, message_id)
     return await registry().stop(message_id)
+
+
+def delete_conversation(conversation: Conversation) -> None:
+    """Delete a conversation; a reply still being written in it is stopped first."""
+    for message_id in conversation.messages.streaming().values_list("pk", flat=True):
+        async_to_sync(registry().stop)(message_id)
+    conversation.delete()
 
 
 async def follow_reply(user, message_id: int, after_seq: int) -> AsyncIterator[Event | None]:

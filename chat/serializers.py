@@ -8,6 +8,7 @@ def conversation_json(conversation: Conversation) -> dict:
     return {
         "id": conversation.id,
         "title": conversation.title,
+        "title_source": conversation.title_source,
         "model": conversation.model,
         "system_prompt": conversation.system_prompt,
         "created_at": conversation.created_at.isoformat(),

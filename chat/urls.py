@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 
 from chat.converters import IdConverter
-from chat.views import account, api, health, history, openai_api, openapi, pages, stream
+from chat.views import account, api, health, history, openai_api, openapi, pages, shares, stream
 
 register_converter(IdConverter, "id")
 
@@ -14,6 +14,9 @@ urlpatterns = [
     path("account/keys", account.create_key, name="account-create-key"),
     path("account/keys/<id:key_id>/revoke", account.revoke_key, name="account-revoke-key"),
     path("account/import", account.import_history, name="account-import"),
+    path("account/shares/<id:link_id>/revoke", shares.revoke_link, name="account-revoke-share"),
+    path("s/<slug:token>/", shares.shared_page, name="shared"),
+    path("api/conversations/<id:conversation_id>/share", shares.share, name="api-share"),
     path("api/openapi.json", openapi.openapi_document, name="api-openapi"),
     path("api/models", api.models, name="api-models"),
     path("api/conversations", api.conversations, name="api-conversations"),

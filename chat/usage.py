@@ -27,8 +27,9 @@ class Usage:
     conversations: int
     messages: int
     replies: int
-    output_tokens: int
+    output_tokens: int  # the replies' and the titles' together
     by_model: list[ModelUsage]
+    title_tokens: int = 0  # spent by the models writing conversation titles
 
 
 def usage_for(user) -> Usage:
@@ -49,12 +50,26 @@ def usage_for(user) -> Usage:
         )
         for row in rows
     ]
+    conversations = Conversation.objects.for_user(user)
+    title_tokens = conversations.aggregate(n=Sum("title_tokens"))["n"] or 0
     return Usage(
-        conversations=Conversation.objects.for_user(user).count(),
+        conversations=conversations.count(),
         messages=Message.objects.for_user(user).filter(role=Message.Role.USER).count(),
         replies=sum(m.replies for m in by_model),
-        output_tokens=sum(m.output_tokens for m in by_model),
+        output_tokens=sum(m.output_tokens for m in by_model) + title_tokens,
         by_model=by_model,
+        title_tokens=title_tokens,
+    )
+
+
+def output_tokens_since(user, since) -> int:
+    """The model output tokens spent for `user` since `since`: replies and titles."""
+    replies = Message.objects.for_user(user).filter(
+        role=Message.Role.ASSISTANT, created_at__gte=since
+    )
+    titles = Conversation.objects.for_user(user).filter(titled_at__gte=since)
+    return (replies.aggregate(n=Sum("output_tokens"))["n"] or 0) + (
+        titles.aggregate(n=Sum("title_tokens"))["n"] or 0
     )
 
 

@@ -2,31 +2,14 @@
 
 import os
 
-import django
-from django.core.handlers.asgi import ASGIHandler
+from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 
-
-class SharedThreadASGIHandler(ASGIHandler):
-    """Django's ASGI handler, minus a new thread for every request.
-
-    Django gives each request a ThreadSensitiveContext, so the sync halves of its
-    middleware (sessions, CSRF, auth...) run in a thread created for that request.
-    At hundreds of replies starting at once, creating those threads was most of the
-    cost of a start. Without the context they run on asgiref's one shared sync thread,
-    where each takes microseconds; the streaming path's database work has a thread of
-    its own (chat.db).
-    """
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        await self.handle(scope, receive, send)
-
-
-django.setup(set_prefix=False)
-django_asgi_app = SharedThreadASGIHandler()
+# Django's own handler: each request's sync work runs on a thread of that request's, with
+# a database connection no other request can close. The streaming path's ORM calls have
+# threads of their own (chat.db).
+django_asgi_app = get_asgi_application()
 
 # Channels' routing imports models, so it must come after Django is set up.
 from channels.auth import AuthMiddlewareStack  # noqa: E402

@@ -124,6 +124,21 @@ def openai_client(transactional_db, live_server_url, alice):
         yield client
 
 
+UPSTREAM_MODEL = "upstream-model"
+
+
+@pytest.fixture
+def upstream(settings):
+    """An OpenAI-compatible server on loopback, offered as the model UPSTREAM_MODEL."""
+    with OpenAIUpstream(models=[UPSTREAM_MODEL]) as server:
+        settings.OPENAI_API_KEY = "sk-test"
+        settings.OPENAI_BASE_URL = server.url
+        settings.OPENAI_MODELS = [UPSTREAM_MODEL]
+        settings.OPENAI_TIMEOUT_SECONDS = 5.0
+        providers.reset()
+        yield server
+
+
 @pytest.fixture
 def conversation(api):
     """A new conversation of alice's on the fake model."""
@@ -146,21 +161,6 @@ def wait_for_status(message_id: int, timeout: float = 10) -> Message:
         assert time.monotonic() < deadline, "the reply never ended"
         time.sleep(0.05)
     return message
-
-
-UPSTREAM_MODEL = "upstream-model"
-
-
-@pytest.fixture
-def upstream(settings):
-    """A local OpenAI-compatible server offering UPSTREAM_MODEL; it records every request."""
-    with OpenAIUpstream(models=[UPSTREAM_MODEL]) as server:
-        settings.OPENAI_API_KEY = "sk-test"
-        settings.OPENAI_BASE_URL = server.url
-        settings.OPENAI_MODELS = [UPSTREAM_MODEL]
-        settings.OPENAI_TIMEOUT_SECONDS = 5.0
-        providers.reset()
-        yield server
 
 
 @pytest.fixture

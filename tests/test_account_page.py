@@ -102,6 +102,8 @@ def test_it_shows_the_users_own_usage(browser, alices_history, bobs_conversation
     assert '<th scope="row">fake</th>' in page and "42 ms" in page
 
 
+# Imports write from a thread of their own: its connection must see the test's rows.
+@pytest.mark.django_db(transaction=True)
 def test_it_imports_a_file_and_says_how_much(browser, alice):
     exported = {
         "conversations": [
@@ -120,6 +122,8 @@ def test_it_imports_a_file_and_says_how_much(browser, alice):
     assert Conversation.objects.for_user(alice).get().title == "From elsewhere"
 
 
+# Imports write from a thread of their own: its connection must see the test's rows.
+@pytest.mark.django_db(transaction=True)
 def test_a_bad_file_imports_nothing_and_the_page_says_why(browser, alice):
     upload = SimpleUploadedFile("history.json", b'{"conversations": [{"title": 5}]}')
     response = browser.post("/account/import", {"file": upload}, follow=True)

@@ -2,6 +2,7 @@
 
 import importlib
 
+import httpx
 import pytest
 from django.apps import apps
 
@@ -258,7 +259,7 @@ def test_the_migration_links_old_conversations_as_single_branches(alice):
         for role, text in [("user", "a"), ("assistant", "b"), ("user", "c")]
     ]
     empty = Conversation.objects.create(owner=alice, model="fake")
-    migration = importlib.import_module("chat.migrations.0005_branches_tree")
+    migration = importlib.import_module("chat.migrations.0006_branches_tree")
     migration.link_as_single_branches(apps, None)
     linked = list(conversation.messages.order_by("id"))
     assert [m.parent_id for m in linked] == [None, old[0].id, old[1].id]
@@ -273,3 +274,10 @@ def test_the_markdown_export_shows_the_current_branch(api, two_turns):
     text = response.text
     assert "echo deux" in text and "echo two" not in text
     assert "2 messages of other branches are left out" in text
+
+
+def test_a_shared_link_shows_the_current_branch_only(api, two_turns, live_server_url):
+    ask(api, two_turns, "echo deux", replace_last=True)
+    url = api.post(f"/api/conversations/{two_turns}/share").json()["url"]
+    page = httpx.get(live_server_url + url).text
+    assert "deux" in page and "echo two" not in page

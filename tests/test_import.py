@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from chat import exports, imports
+from chat.imports import store
 from chat.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -314,21 +315,23 @@ def test_it_names_the_bad_field(api, alices_history, field, value, problem):
     assert f"conversations[0].messages[2].{problem}" in response.json()["error"]["message"]
 
 
-def test_a_failure_while_storing_rolls_everything_back(alice, alices_history, monkeypatch):
+def test_a_failure_while_storing_leaves_nothing_behind(alice, alices_history, monkeypatch):
     data = json.loads("".join(exports.export(Conversation.objects.all(), "json")))
-    stored = imports._store
+    add_messages = store.add_messages
     calls = []
 
-    def store_then_break(user, record):
-        calls.append(record)
+    def add_then_break(conversation_id, messages):
+        calls.append(conversation_id)
+        add_messages(conversation_id, messages[:1])
         if len(calls) == 2:
             raise RuntimeError("the disk is full")
-        return stored(user, record)
+        add_messages(conversation_id, messages[1:])
 
-    monkeypatch.setattr(imports, "_store", store_then_break)
+    monkeypatch.setattr(store, "add_messages", add_then_break)
+    before = (Conversation.objects.count(), Message.objects.count())
     with pytest.raises(RuntimeError):
         imports.import_history(alice, data)
-    assert Conversation.objects.count() == 2
+    assert (Conversation.objects.count(), Message.objects.count()) == before
 
 
 def test_it_refuses_a_file_over_the_limit(api, settings):

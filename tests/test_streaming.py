@@ -230,6 +230,16 @@ def test_a_failed_reply_sends_an_error_event_and_keeps_the_partial_text(api, con
     assert message.content == text_of(events) != ""
 
 
+def test_deleting_a_conversation_stops_its_reply(api, conversation, settings):
+    settings.CHAT_FAKE_TOKENS_PER_SECOND = 10
+    with send(api, conversation["id"], "Hello") as stream:
+        mid = stream.until("delta")[0].data["message_id"]
+        assert api.delete(f"/api/conversations/{conversation['id']}").status_code == 204
+        end = stream.all()[-1]
+    assert (end.event, end.data["status"]) == ("done", "stopped")
+    assert not Message.objects.filter(pk=mid).exists()
+
+
 def test_it_refuses_a_second_reply_while_one_is_streaming(api, conversation, settings):
     settings.CHAT_FAKE_TOKENS_PER_SECOND = 10
     with send(api, conversation["id"], "Hello") as stream:
@@ -275,14 +285,14 @@ def test_the_reaper_fails_replies_nobody_is_writing(alice):
 
     from django.utils import timezone
 
-    from chat import db
     from chat.models import Conversation
+    from chat.runs.registry import LocalRunRegistry
 
     conversation = Conversation.objects.create(owner=alice, model="fake")
     orphan = conversation.messages.create(role="assistant", status="streaming", content="Half")
     young = conversation.messages.create(role="assistant", status="streaming")
     Message.objects.filter(pk=orphan.pk).update(created_at=timezone.now() - timedelta(minutes=5))
-    reaped = asyncio.run(db.reap_interrupted(lambda _pk: False))
+    reaped = asyncio.run(LocalRunRegistry().reap())
     assert reaped == 1
     orphan.refresh_from_db()
     assert (orphan.status, orphan.content) == ("failed", "Half")

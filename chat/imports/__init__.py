@@ -6,20 +6,24 @@ as it was, and ChatGPT's `conversations.json` (`chatgpt`), bare or in its zip.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection
 
 from chat import safejson
-from chat.models import Conversation, Message
 
-from . import archive, chatgpt, chatsite
+from . import archive, chatgpt, chatsite, store
 from .records import ConversationRecord, InvalidImport
 
-__all__ = ["ImportResult", "InvalidImport", "import_history", "parse", "read_file"]
+__all__ = ["ImportResult", "InvalidImport", "import_history", "import_upload", "parse", "read_file"]
 
-BATCH = 500
+# Imports at once per process; more wait their turn. Each holds a whole file in memory.
+_import_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chat-import")
 
 
 @dataclass(frozen=True)
@@ -51,44 +55,38 @@ def parse(data) -> list[ConversationRecord]:
 
 
 def import_history(user, data) -> ImportResult:
-    """Add the file's conversations to `user`'s history, in one transaction."""
+    """Add the file's conversations to `user`'s history: all of them, or on any error none.
+
+    The whole file is checked before anything is written; then `store` writes it hidden,
+    in short transactions, and shows it all at once at the end.
+    """
     records = parse(data)
-    with transaction.atomic():
-        ids = [_store(user, record) for record in records]
+    store.remove_abandoned()
+    ids: list[int] = []
+    try:
+        for record in records:
+            ids.append(store.create_hidden(user, record))
+            rows = store.add_messages(ids[-1], record.messages)
+            store.link_tree(ids[-1], record, rows)
+        store.reveal(ids)
+    except BaseException:
+        store.remove(ids)
+        raise
     return ImportResult(ids, sum(len(record.messages) for record in records))
 
 
-def _store(user, record: ConversationRecord) -> int:
-    conversation = Conversation.objects.create(
-        owner=user,
-        title=record.title,
-        model=record.model,
-        system_prompt=record.system_prompt,
-        created_at=record.created_at,
-        temperature=record.temperature,
-        max_tokens=record.max_tokens,
-    )
-    stored = Message.objects.bulk_create(
-        (Message(conversation=conversation, **m.fields()) for m in record.messages),
-        batch_size=BATCH,
-    )
-    current = _link_tree(record, stored)
-    # updated_at is auto_now: only an update() can set it to the recorded time.
-    Conversation.objects.filter(pk=conversation.pk).update(
-        updated_at=record.updated_at, current_message=current
-    )
-    return conversation.pk
+async def import_upload(user, read: Callable[[], bytes]) -> ImportResult:
+    """Read an uploaded file with `read` and import it, on a thread kept for imports.
+
+    A big file takes seconds to parse and write; on the event loop, or on the thread
+    Django shares between requests, everyone would wait for it.
+    """
+    work = functools.partial(_import_upload, user, read)
+    return await asyncio.get_running_loop().run_in_executor(_import_threads, work)
 
 
-def _link_tree(record: ConversationRecord, stored: list[Message]) -> Message | None:
-    """Point each stored message at its parent (stored first); return the current leaf."""
-    by_key = {m.key: message for m, message in zip(record.messages, stored, strict=True)}
-    linked = []
-    for m, message in zip(record.messages, stored, strict=True):
-        if m.parent_key is not None:
-            message.parent = by_key[m.parent_key]
-            linked.append(message)
-    Message.objects.bulk_update(linked, ["parent"], batch_size=BATCH)
-    if record.current_key is not None:
-        return by_key[record.current_key]
-    return stored[-1] if stored else None
+def _import_upload(user, read: Callable[[], bytes]) -> ImportResult:
+    try:
+        return import_history(user, read_file(read()))
+    finally:
+        connection.close()  # this thread's own; the next import opens another

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from django.conf import settings
 
-from chat.db import reap_interrupted
+from chat import db
 from chat.events import Event
 
 from .run import Run
@@ -42,10 +42,16 @@ class LocalRunRegistry:
     def get(self, message_id: int) -> Run | None:
         return self._runs.get(message_id)
 
-    def is_running(self, message_id: int) -> bool:
-        """Whether some process is still writing this reply (callable from any thread)."""
+    async def is_running(self, message_id: int) -> bool:
+        """Whether some process is still writing this reply."""
         run = self._runs.get(message_id)
         return run is not None and not run.finished
+
+    async def reap(self) -> int:
+        """Mark streaming replies that no process is writing any more as failed; say how many."""
+        candidates = await db.old_streaming_replies()
+        dead = [mid for mid in candidates if not await self.is_running(mid)]
+        return await db.fail_interrupted(dead) if dead else 0
 
     async def follow(self, message_id: int, after_seq: int) -> AsyncIterator[Event | None] | None:
         """The run's events after `after_seq`, live; None if no process has such a run."""
@@ -77,7 +83,7 @@ class LocalRunRegistry:
         await self._every(REAP_EVERY_SECONDS, self._reap)
 
     async def _reap(self) -> None:
-        count = await reap_interrupted(self.is_running)
+        count = await self.reap()
         if count:
             logger.warning("marked %d interrupted replies as failed", count)
 

@@ -68,7 +68,6 @@ class RedisRunRegistry(LocalRunRegistry):
         self.url = url
         self.channel: str | None = None
         self._redis: redis.asyncio.Redis | None = None
-        self._sync = redis.Redis.from_url(url, socket_timeout=5)
         self._outbox: list[Event] = []
         self._outbox_ready = asyncio.Event()
         self._channel_lock = asyncio.Lock()
@@ -101,11 +100,11 @@ class RedisRunRegistry(LocalRunRegistry):
         with contextlib.suppress(redis.RedisError, OSError):
             await self._flush_outbox()
 
-    def is_running(self, message_id: int) -> bool:
-        if super().is_running(message_id):
+    async def is_running(self, message_id: int) -> bool:
+        if await super().is_running(message_id):
             return True
         with redis_errors():
-            return bool(self._sync.exists(key(message_id, "owner")))
+            return bool(await self.client.exists(key(message_id, "owner")))
 
     async def follow(self, message_id: int, after_seq: int) -> AsyncIterator[Event | None] | None:
         local = await super().follow(message_id, after_seq)

@@ -125,6 +125,20 @@ OPERATIONS = [
         errors=(404, 503),
     ),
     Operation(
+        "POST",
+        "/api/conversations/{conversation_id}/share",
+        "A new read-only link, /s/<token>/, to a snapshot of the conversation as it is now.",
+        ok(r.SHARED_LINK, 201),
+        errors=(404,),
+    ),
+    Operation(
+        "DELETE",
+        "/api/conversations/{conversation_id}/share",
+        "Revoke every link to the conversation: they answer 404 from then on.",
+        {204: {}},
+        errors=(404,),
+    ),
+    Operation(
         "GET",
         "/api/conversations/{conversation_id}/export",
         "A conversation as a download.",

@@ -40,6 +40,7 @@ CONVERSATION = _object(
     {
         "id": INTEGER,
         "title": STRING,
+        "title_source": {"enum": ["first_line", "model", "user"]},
         "model": STRING,
         "system_prompt": STRING,
         "created_at": TIME,
@@ -71,6 +72,17 @@ CONVERSATION_WITH_MESSAGES = {
     "properties": {**CONVERSATION["properties"], "messages": {"type": "array", "items": MESSAGE}},
 }
 CONVERSATIONS = _object({"conversations": {"type": "array", "items": CONVERSATION}})
+SHARED_LINK = _object(
+    {
+        "id": INTEGER,
+        "url": {"type": "string", "pattern": "^/s/[A-Za-z0-9_-]+/$"},
+        "token": STRING,
+        "conversation_id": INTEGER,
+        "title": STRING,
+        "messages": INTEGER,
+        "created_at": TIME,
+    }
+)
 STOPPING = _object({"message_id": INTEGER, "stopping": BOOLEAN})
 IMPORTED = _object({"conversations": {"type": "array", "items": INTEGER}, "messages": INTEGER})
 EVENT_STREAM = {

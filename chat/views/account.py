@@ -13,6 +13,7 @@ from chat.models import ApiKey
 from chat.usage import usage_for
 
 from .history import uploaded_bytes
+from .shares import account_context as shares_context
 
 NAME_LIMIT = ApiKey._meta.get_field("name").max_length
 
@@ -31,6 +32,7 @@ def _page(request, form=None, new_key=None, status=200):
         "form": form or KeyForm(),
         "new_key": new_key,
         "usage": usage_for(request.user),
+        **shares_context(request.user),
     }
     return render(request, "account/account.html", context, status=status)
 
@@ -65,9 +67,10 @@ def revoke_key(request, key_id: int):
 
 @login_required
 @require_POST
-def import_history(request):
+async def import_history(request):
+    user = await request.auser()
     try:
-        result = imports.import_history(request.user, imports.read_file(uploaded_bytes(request)))
+        result = await imports.import_upload(user, lambda: uploaded_bytes(request))
     except ChatError as error:
         messages.error(request, f"Nothing was imported. {error.message}")
     else:

@@ -7,7 +7,7 @@ from chat import branches, tuning
 from chat.errors import NotFound
 from chat.models import Conversation
 from chat.providers import available_models
-from chat.replies import check_model
+from chat.replies import check_model, delete_conversation
 from chat.schema import bodies
 from chat.serializers import conversation_json, conversation_with_messages
 
@@ -38,6 +38,9 @@ def _conversation_fields(body: dict) -> dict:
     fields = {name: body.get(name) for name in ("title", "system_prompt")}
     if body.get("model") is not None:
         fields["model"] = check_model(body["model"])
+    if fields["title"]:
+        # A title the user chose is theirs: the model will not write another over it.
+        fields["title_source"] = Conversation.TitleSource.USER
     fields = {name: value for name, value in fields.items() if value is not None}
     return {**fields, **tuning.settings_fields(body)}
 
@@ -55,7 +58,7 @@ def conversation(request, conversation_id: int):
     if found is None:
         raise NotFound("No such conversation.")
     if request.method == "DELETE":
-        found.delete()
+        delete_conversation(found)
         return HttpResponse(status=204)
     if request.method == "PATCH":
         body = read_json(request, bodies.conversation_fields())

@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from chat import safejson
 from chat.auth import authenticate
-from chat.db import on_db_thread
+from chat.db import reads
 from chat.errors import BadRequest, ChatError, MethodNotAllowed, TooLarge
 from chat.schema import validate
 
@@ -29,7 +29,7 @@ def api_endpoint(*methods: str):
 
             async def wrapper(request, *args, **kwargs):
                 try:
-                    await on_db_thread(_admit)(request, methods)
+                    await reads(_admit)(request, methods)
                     return await view(request, *args, **kwargs)
                 except ChatError as error:
                     return error.response()

@@ -24,8 +24,8 @@ def export_account(request):
 
 
 @api_endpoint("POST")
-def import_history(request):
-    result = imports.import_history(request.api_user, imports.read_file(uploaded_bytes(request)))
+async def import_history(request):
+    result = await imports.import_upload(request.api_user, lambda: uploaded_bytes(request))
     body = {"conversations": result.conversation_ids, "messages": result.messages}
     return JsonResponse(body, status=201)
 

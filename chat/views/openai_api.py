@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from chat import completions, replies
 from chat.auth import bearer_user
-from chat.db import on_db_thread
+from chat.db import reads
 from chat.errors import ChatError, MethodNotAllowed
 from chat.providers import available_models
 from chat.schema import bodies
@@ -36,7 +36,7 @@ def openai_endpoint(*methods: str):
             try:
                 if request.method not in methods:
                     raise MethodNotAllowed(f"Use {' or '.join(methods)} here.")
-                request.api_user = await on_db_thread(bearer_user)(request)
+                request.api_user = await reads(bearer_user)(request)
                 return await view(request, *args, **kwargs)
             except ChatError as error:
                 return openai_error(error)

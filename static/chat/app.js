@@ -6,6 +6,7 @@ import { fillIcons } from "./icons.js";
 import { PersonaDialog, personaName } from "./persona.js";
 import { Reply } from "./reply.js";
 import { DEFAULTS, SettingsDialog, describeSettings } from "./settings.js";
+import { ShareDialog } from "./share.js";
 import { Sidebar, UNTITLED } from "./sidebar.js";
 import { Scroller, Thread } from "./thread.js";
 
@@ -24,6 +25,7 @@ const els = {
   banner: $("banner"),
   announcer: $("announcer"),
   menu: $("menu"),
+  share: $("share-button"),
   backdrop: $("backdrop"),
 };
 const MODEL_KEY = "chatsite.model";
@@ -55,6 +57,11 @@ const sidebar = new Sidebar(
 );
 const personaDialog = new PersonaDialog($("persona-dialog"));
 const settingsDialog = new SettingsDialog($("settings-dialog"));
+const shareDialog = new ShareDialog($("share-dialog"));
+// After a conversation's first reply the model writes its title in the background; the
+// sidebar looks for it this often, this many times.
+const TITLE_POLL_MS = 1000;
+const TITLE_POLLS = 30;
 
 // --- feedback -------------------------------------------------------------
 
@@ -85,6 +92,7 @@ function updateBusy() {
   els.stop.disabled = Boolean(reply?.stopping);
   thread.updateActions(Boolean(reply));
   sidebar.setBusy([...state.replies.keys()]);
+  els.share.disabled = !state.conversation;
 }
 
 function track(reply) {
@@ -95,11 +103,23 @@ function track(reply) {
 }
 
 async function replyEnded(reply) {
+  if (reply.discarded) return;
   if (state.replies.get(reply.conversationId) === reply) state.replies.delete(reply.conversationId);
   updateBusy();
   const said = { complete: "The reply is complete.", stopped: "The reply was stopped." };
   announce(said[reply.status] || `The reply failed: ${reply.error?.message}`);
   await refreshSidebar();
+  if (reply.status === "complete") watchTitle(reply.conversationId).catch(() => {});
+}
+
+// A conversation still titled by its first line may be getting a title from the model.
+async function watchTitle(conversationId) {
+  for (let poll = 0; poll < TITLE_POLLS; poll++) {
+    const listed = sidebar.loaded.find((c) => c.id === conversationId);
+    if (listed?.title_source !== "first_line") return;
+    await new Promise((resolve) => setTimeout(resolve, TITLE_POLL_MS));
+    await refreshSidebar();
+  }
 }
 
 /** Follow a reply found streaming on load: the same Reply if this page already follows it. */
@@ -256,7 +276,7 @@ function onRenamed(conversation) {
 }
 
 function onDeleted(id) {
-  state.replies.get(id)?.controller.abort();
+  state.replies.get(id)?.discard(); // the server stops it: no failure to report
   state.replies.delete(id);
   if (id === state.conversation?.id) newChat();
   updateBusy();
@@ -399,14 +419,19 @@ function bindEvents() {
       els.form.requestSubmit();
     }
   });
-  els.stop.addEventListener("click", () => {
-    currentReply()?.stop();
+  els.stop.addEventListener("click", async () => {
+    const stopped = currentReply()?.stop();
     updateBusy();
+    await stopped;
+    updateBusy(); // a stop that failed can be tried again
   });
   $("new-chat").addEventListener("click", () => newChat());
   els.model.addEventListener("change", () => changeModel().catch(showError));
   els.persona.addEventListener("click", () => choosePersona().catch(showError));
   els.settings.addEventListener("click", () => chooseSettings().catch(showError));
+  els.share.addEventListener("click", () => {
+    if (state.conversation) shareDialog.share(state.conversation.id).catch(showError);
+  });
   els.banner.querySelector("button").addEventListener("click", () => (els.banner.hidden = true));
   els.menu.addEventListener("click", () => setDrawer(!els.app.classList.contains("drawer-open")));
   els.backdrop.addEventListener("click", closeDrawer);

@@ -17,6 +17,7 @@ const PATHS = {
   prev: "M15 5l-7 7 7 7",
   next: "M9 5l7 7-7 7",
   sliders: "M4 7h10M18 7h2M4 17h4M12 17h8M14 5v4M8 15v4",
+  share: "M12 15V4M8 8l4-4 4 4M5 12v8h14v-8",
 };
 
 const SVG = "http://www.w3.org/2000/svg";

@@ -28,8 +28,9 @@ export class Reply {
     this.error = null; // {code, message}
     this.rejected = null; // an ApiError when the server refused to start the reply at all
     this.stopping = false;
+    this.stopError = null; // why the last stop request failed, shown to the user
+    this.discarded = false;
     this.controller = new AbortController();
-    this.stopRequest = null;
     this.onStart = null; // called once the server has stored the message and named the reply
   }
 
@@ -52,23 +53,35 @@ export class Reply {
     return reply;
   }
 
-  /** Ask the server to stop; the rest of the log (a last delta, `done`) still comes in. */
+  /** Ask the server to stop; the rest of the log (a last delta, `done`) comes on the open stream. */
   stop() {
-    if (this.ended || this.stopping) return;
+    if (this.ended || this.stopping) return Promise.resolve();
     this.stopping = true;
+    this.stopError = null;
     this.show();
-    // Before `start` there is no message id to stop yet: handle() comes back here.
-    if (this.messageId) this.sendStop();
+    // Before `start` there is no message id to stop yet: started() comes back here.
+    return this.messageId ? this.sendStop() : Promise.resolve();
   }
 
-  sendStop() {
-    const path = `/api/messages/${this.messageId}/stop`;
-    this.stopRequest = request(path, { method: "POST" }).catch(() => null);
+  async sendStop() {
+    try {
+      await request(`/api/messages/${this.messageId}/stop`, { method: "POST" });
+    } catch (error) {
+      // The reply goes on: say so, and let the user try again.
+      this.stopping = false;
+      this.stopError = error.message || "The stop request failed.";
+      this.show();
+    }
+  }
+
+  /** The conversation was deleted: stop following the reply, quietly. */
+  discard() {
+    this.discarded = true;
+    this.view = null;
     this.controller.abort();
   }
 
-  // The server may write a little more before the stop lands; reading the log after the last
-  // id we saw ends the page with exactly the stored text.
+  // Reading the log after the last id we saw ends the page with exactly the stored text.
   resume(signal) {
     const headers = this.lastEventId ? { "Last-Event-ID": this.lastEventId } : {};
     return request(`/api/messages/${this.messageId}/stream`, { headers, signal });
@@ -81,6 +94,7 @@ export class Reply {
       try {
         await readEvents(await open(this.controller.signal), (event) => this.handle(event));
       } catch (error) {
+        if (this.discarded) return this;
         // A refusal (4xx, or any error before the message exists) is final; 5xx may pass.
         const final = error instanceof ApiError && (error.status < 500 || !this.messageId);
         if (final) return this.refuse(error);
@@ -97,12 +111,6 @@ export class Reply {
 
   // Decide whether to read the stream again after it broke off; wait a little first.
   async beforeReconnect(failures) {
-    if (this.stopRequest) {
-      await this.stopRequest;
-      this.stopRequest = null;
-      this.controller = new AbortController();
-      return true;
-    }
     if (this.messageId && failures <= RECONNECTS) {
       await sleep(250 * 2 ** failures);
       return true;
@@ -127,7 +135,7 @@ export class Reply {
     this.messageId = data.message_id;
     this.userMessageId = data.user_message_id;
     this.model = data.model;
-    if (this.stopping && !this.stopRequest) this.sendStop();
+    if (this.stopping) this.sendStop();
     this.onStart?.(this);
   }
 

@@ -9,6 +9,7 @@ export class Sidebar {
   constructor({ list, search, empty, confirm }, callbacks) {
     Object.assign(this, { list, search, empty, confirm, callbacks });
     this.currentId = null;
+    this.renaming = false;
     this.busyIds = new Set();
     this.loaded = [];
     let timer;
@@ -29,6 +30,7 @@ export class Sidebar {
   }
 
   render(query = this.search.value.trim()) {
+    if (this.renaming) return; // a refresh must not take the rename box away; it ends with one
     this.list.replaceChildren(...this.loaded.map((c) => this.item(c)));
     this.empty.textContent = query ? "No conversation matches." : "No conversations yet.";
     this.empty.hidden = this.loaded.length > 0;
@@ -83,6 +85,7 @@ export class Sidebar {
     input.maxLength = 200;
     input.setAttribute("aria-label", "New title");
     li.replaceChildren(input);
+    this.renaming = true;
     input.focus();
     input.select();
     let done = false;
@@ -90,7 +93,11 @@ export class Sidebar {
       if (done) return;
       done = true;
       const title = input.value.trim();
-      if (save && title && title !== conversation.title) await this.rename(conversation, title);
+      try {
+        if (save && title && title !== conversation.title) await this.rename(conversation, title);
+      } finally {
+        this.renaming = false;
+      }
       this.render();
       this.list.querySelector(`[data-id="${conversation.id}"] .rename`)?.focus();
     };
@@ -107,7 +114,10 @@ export class Sidebar {
   async rename(conversation, title) {
     const body = { title };
     const updated = await json(`/api/conversations/${conversation.id}`, { method: "PATCH", body });
-    conversation.title = updated.title;
+    // The list may have been reloaded meanwhile: update the entry it holds now as well.
+    const listed = this.loaded.find((c) => c.id === updated.id);
+    for (const entry of new Set([conversation, listed]))
+      if (entry) Object.assign(entry, { title: updated.title, title_source: updated.title_source });
     this.callbacks.renamed(updated);
   }
 

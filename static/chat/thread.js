@@ -145,6 +145,7 @@ export class MessageView {
     this.error = reply.error;
     this.metrics = { model: reply.model, ...reply.metrics };
     this.stopping = reply.stopping && !reply.ended;
+    this.stopError = reply.ended ? null : reply.stopError;
     this.scheduleRender();
   }
 
@@ -164,7 +165,11 @@ export class MessageView {
     if (this.role === "user") this.body.textContent = this.text;
     else this.renderReply(streaming);
     this.li.toggleAttribute("aria-busy", streaming);
-    this.badge.textContent = this.stopping ? "Stopping…" : STATUS_NAMES[this.status] || "";
+    this.badge.textContent = this.stopping
+      ? "Stopping…"
+      : this.stopError
+        ? `Could not stop: ${this.stopError}`
+        : STATUS_NAMES[this.status] || "";
     this.badge.hidden = !this.badge.textContent;
     this.onRender(this);
   }

@@ -122,6 +122,18 @@ def context(transactional_db, live_server_url, browser, request):
 
 
 @pytest.fixture
+def stranger(transactional_db, live_server_url, browser):
+    """A second browser profile that has never signed in: no cookie, no session."""
+    context = browser.new_context(base_url=live_server_url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    problems = PageProblems()
+    context.on("page", problems.watch)
+    yield context
+    context.close()
+    assert not problems.errors, problems.errors
+
+
+@pytest.fixture
 def page(context):
     return context.new_page()
 

@@ -43,7 +43,7 @@ class Command(BaseCommand):
 
     def conversations(self, username):
         if username is None:
-            return Conversation.objects.all()
+            return Conversation.objects.visible()
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user {username!r}.")

@@ -7,7 +7,6 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from chat import db
 from chat.runs import registry
 
 
@@ -30,7 +29,7 @@ class Command(BaseCommand):
         started = time.perf_counter()
         provider.preload()
         self.stdout.write(f"Model loaded in {time.perf_counter() - started:.1f}s.")
-        reaped = asyncio.run(db.reap_interrupted(registry().is_running))
+        reaped = asyncio.run(registry().reap())
         if reaped:
             self.stdout.write(f"Marked {reaped} interrupted replies as failed.")
         asyncio.run(GenerationWorker(provider).run())

@@ -25,7 +25,8 @@ def link_as_single_branches(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0004_harden_ops_transcript_views"),
+        ("chat", "0005_harden_ops_importing_since"),
+        ("chat", "0005_merge_20261201_1400"),
     ]
 
     operations = [

@@ -1,0 +1,136 @@
+"""Titles written by the model: after a conversation's first reply, a few words that say
+what it is about, written in the background by the model that replied.
+
+The first-line title stays until the model's title is stored, and stays for good if the
+model fails or the user renames the conversation meanwhile. The title is not a message
+and counts against no rate limit, but its tokens are the user's usage
+(`Conversation.title_tokens`, summed in chat/usage.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from chat.db import reads, writes
+from chat.models import Conversation, Message
+from chat.providers import Generation, provider_for
+from chat.runs import Run
+
+logger = logging.getLogger(__name__)
+
+TITLE_TOKENS = 16  # the longest title the model may write, in tokens
+TITLE_WORDS = 8
+TITLE_CHARS = 60
+TIMEOUT_SECONDS = 60
+EXCERPT_CHARS = 2000  # of the question and the reply: enough to say what it is about
+INSTRUCTION = (
+    "You write titles for conversations. The message holds the start of a conversation: "
+    "a question, then its answer. Reply with a title of two to six words that says what "
+    "it is about: no quotes, no full stop, nothing else."
+)
+MARKUP = "#*_`\"'“”‘’ "  # stripped from the ends of the model's title
+REQUEST = "Title of this conversation, in two to six words:"
+
+_tasks: set[asyncio.Task] = set()  # held, so that a running title is not collected
+
+
+def title_after(run: Run) -> None:
+    """Once `run` ends, write the conversation's title if this was its first reply."""
+    run.task.add_done_callback(lambda _task: _spawn(run.ids.message_id))
+
+
+def _spawn(message_id: int) -> None:
+    # A fresh context: the title outlives the request, as the run does.
+    task = asyncio.create_task(
+        write_title(message_id), name=f"title-{message_id}", context=contextvars.Context()
+    )
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+async def write_title(message_id: int) -> str | None:
+    """Have the reply's model title its conversation; the title, or None if none was due."""
+    prompt = await _title_prompt(message_id)
+    if prompt is None:
+        return None
+    conversation_id, model, messages = prompt
+    generation = Generation(model, messages, max_tokens=TITLE_TOKENS, temperature=0.2)
+    try:
+        text = await asyncio.wait_for(_generate(generation), TIMEOUT_SECONDS)
+    except Exception as exc:  # any failure keeps the first-line title
+        logger.warning("no title for conversation %s: %s", conversation_id, exc)
+        text = ""
+    title = clean_title(text)
+    stored = await _store_title(conversation_id, title, generation.output_tokens)
+    return title if stored else None
+
+
+async def _generate(generation: Generation) -> str:
+    provider = provider_for(generation.model)
+    if provider is None:
+        raise LookupError(f"the model {generation.model!r} is no longer offered")
+    parts = []
+    async for text in provider.stream(generation):
+        parts.append(text)
+    return "".join(parts)
+
+
+def clean_title(text: str) -> str:
+    """The model's answer as a sidebar title: one line, no quotes or markup, a few words."""
+    line = next((line for line in text.splitlines() if line.strip()), "")
+    line = line.strip().removeprefix("Title:").strip(MARKUP)
+    words = line.rstrip(".!").strip(MARKUP).split()[:TITLE_WORDS]
+    title = " ".join(words)
+    return title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+@reads
+def _title_prompt(message_id: int) -> tuple[int, str, list[dict]] | None:
+    """What to ask for the title of the reply's conversation; None if no title is due."""
+    reply = Message.objects.select_related("conversation").filter(pk=message_id).first()
+    if reply is None or reply.status != Message.Status.COMPLETE:
+        return None
+    conversation = reply.conversation
+    if conversation.title_source != Conversation.TitleSource.FIRST_LINE:
+        return None
+    replies = conversation.messages.filter(role=Message.Role.ASSISTANT)
+    if replies.filter(status=Message.Status.COMPLETE).exclude(pk=reply.pk).exists():
+        return None  # not the first reply: the conversation had its chance
+    question = (
+        conversation.messages.filter(role=Message.Role.USER, pk__lt=reply.pk).order_by("pk").first()
+    )
+    if question is None:
+        return None
+    # One message, question first (the fake model echoes a question that starts "echo ",
+    # so its titles are predictable), the way small models are best asked for a title.
+    excerpt = f"{question.content[:EXCERPT_CHARS]}\n\n{reply.content[:EXCERPT_CHARS]}"
+    messages = [
+        {"role": "system", "content": INSTRUCTION},
+        {"role": "user", "content": f"{excerpt}\n\n{REQUEST}"},
+    ]
+    return conversation.id, reply.model, messages
+
+
+@writes
+def _store_title(conversation_id: int, title: str, tokens: int) -> bool:
+    """Store the title unless the user renamed the conversation meanwhile; count the tokens.
+
+    The tokens were spent either way, so they count even when the title is not kept.
+    """
+    first_line = Conversation.objects.filter(
+        pk=conversation_id, title_source=Conversation.TitleSource.FIRST_LINE
+    )
+    fields = {"titled_at": timezone.now()}
+    with transaction.atomic():
+        Conversation.objects.filter(pk=conversation_id).update(
+            title_tokens=F("title_tokens") + tokens, **fields
+        )
+        if not title:
+            return False
+        return bool(first_line.update(title=title, title_source=Conversation.TitleSource.MODEL))

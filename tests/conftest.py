@@ -13,7 +13,7 @@ import pytest
 import redis
 import uvicorn
 
-from chat import db, providers
+from chat import db, providers, titles
 from chat.models import ApiKey, Conversation, Message
 from tests import processes
 from tests.openai_upstream import OpenAIUpstream
@@ -137,6 +137,12 @@ def upstream(settings):
         settings.OPENAI_TIMEOUT_SECONDS = 5.0
         providers.reset()
         yield server
+
+
+def replies_asked(upstream) -> list[dict]:
+    """The bodies of the upstream requests for replies (not for titles), in order."""
+    asked = [r.body for r in upstream.requests if r.body and "messages" in r.body]
+    return [body for body in asked if body["messages"][0]["content"] != titles.INSTRUCTION]
 
 
 @pytest.fixture

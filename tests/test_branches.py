@@ -8,7 +8,14 @@ from django.apps import apps
 
 from chat.models import Conversation, Message
 from chat.usage import usage_for
-from tests.conftest import UPSTREAM_MODEL, make_conversation, reattach, send, wait_for_status
+from tests.conftest import (
+    UPSTREAM_MODEL,
+    make_conversation,
+    reattach,
+    replies_asked,
+    send,
+    wait_for_status,
+)
 from tests.sse import EventStream, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,7 +132,7 @@ def test_the_model_sees_only_the_current_branch(api, upstream):
     upstream.tokens = ["Better answer."]
     ask(api, cid, "The rewritten question", parent_id=first_reply)
     ask(api, cid, "And then?")
-    assert upstream.requests[-1].body["messages"] == [
+    assert replies_asked(upstream)[-1]["messages"] == [
         {"role": "user", "content": "First question"},
         {"role": "assistant", "content": "First answer."},
         {"role": "user", "content": "The rewritten question"},
@@ -133,7 +140,9 @@ def test_the_model_sees_only_the_current_branch(api, upstream):
         {"role": "user", "content": "And then?"},
     ]
     regenerate(api, branch(api, cid)[1]["id"])
-    assert upstream.requests[-1].body["messages"] == [{"role": "user", "content": "First question"}]
+    assert replies_asked(upstream)[-1]["messages"] == [
+        {"role": "user", "content": "First question"}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -240,7 +249,7 @@ def test_usage_counts_every_version_of_a_reply(api, two_turns, alice):
     usage = usage_for(alice)
     assert (usage.messages, usage.replies) == (2, 4)
     tokens = sum(Message.objects.filter(role="assistant").values_list("output_tokens", flat=True))
-    assert usage.output_tokens == tokens
+    assert usage.by_model[0].output_tokens == tokens
 
 
 def test_the_admin_transcript_shows_every_version_marked(api, two_turns, admin_client):
@@ -281,3 +290,16 @@ def test_a_shared_link_shows_the_current_branch_only(api, two_turns, live_server
     url = api.post(f"/api/conversations/{two_turns}/share").json()["url"]
     page = httpx.get(live_server_url + url).text
     assert "deux" in page and "echo two" not in page
+
+
+def test_switching_branches_changes_nothing_else(api, two_turns):
+    first = branch(api, two_turns)
+    regenerate(api, first[3]["id"])
+    before = Conversation.objects.get(pk=two_turns)
+    response = api.patch(
+        f"/api/conversations/{two_turns}", json={"current_message_id": first[3]["id"]}
+    )
+    assert response.status_code == 200
+    after = Conversation.objects.get(pk=two_turns)
+    assert after.updated_at == before.updated_at, "the sidebar's order stays"
+    assert (after.model, after.temperature) == (before.model, before.temperature)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import UPSTREAM_MODEL, send
+from tests.conftest import UPSTREAM_MODEL, replies_asked, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,7 +53,7 @@ def test_replies_use_the_conversations_settings(api, upstream, settings):
     cid = api.post("/api/conversations", json=body).json()["id"]
     with send(api, cid, "Hello") as stream:
         stream.all()
-    sent = upstream.requests[-1].body
+    sent = replies_asked(upstream)[-1]
     assert (sent["temperature"], sent["max_tokens"]) == (1.3, 42)
 
 
@@ -63,7 +63,7 @@ def test_a_limit_lowered_later_still_caps_a_stored_length(api, upstream, setting
     settings.CHAT_MAX_NEW_TOKENS = 50
     with send(api, cid, "Hello") as stream:
         stream.all()
-    assert upstream.requests[-1].body["max_tokens"] == 50
+    assert replies_asked(upstream)[-1]["max_tokens"] == 50
 
 
 def test_the_fake_model_writes_no_more_than_the_stored_length(api, conversation):

@@ -124,7 +124,13 @@ def test_a_tree_comes_back_as_the_same_tree(api, bob_api, bob):
 
     assert bob_api.post("/api/import", json=exported).status_code == 201
     again = bob_api.get("/api/export").json()
-    assert comparable(again["conversations"][0]) == comparable(exported["conversations"][0])
+    # (The model titles the original in the background; which title it has is not the point.)
+    skip = {"title", "title_source"}
+    copy, original = (
+        {k: v for k, v in comparable(c["conversations"][0]).items() if k not in skip}
+        for c in (again, exported)
+    )
+    assert copy == original
     [copy] = bob_api.get("/api/conversations").json()["conversations"]
     branch = bob_api.get(f"/api/conversations/{copy['id']}").json()["messages"]
     assert [m["content"] for m in branch] == ["echo one", "one", "echo two", "two"]
@@ -322,10 +328,10 @@ def test_a_failure_while_storing_leaves_nothing_behind(alice, alices_history, mo
 
     def add_then_break(conversation_id, messages):
         calls.append(conversation_id)
-        add_messages(conversation_id, messages[:1])
+        first = add_messages(conversation_id, messages[:1])
         if len(calls) == 2:
             raise RuntimeError("the disk is full")
-        add_messages(conversation_id, messages[1:])
+        return first + add_messages(conversation_id, messages[1:])
 
     monkeypatch.setattr(store, "add_messages", add_then_break)
     before = (Conversation.objects.count(), Message.objects.count())

@@ -52,6 +52,20 @@ def _create_conversation(request):
     return JsonResponse(conversation_json(conversation), status=201)
 
 
+def _patch(conversation: Conversation, body: dict) -> None:
+    # Only the fields sent are saved: a title the model writes meanwhile must survive a
+    # branch switch. Switching branches is no activity that reorders the sidebar.
+    fields = _conversation_fields(body)
+    for name, value in fields.items():
+        setattr(conversation, name, value)
+    changed = [*fields, "updated_at"] if fields else []
+    if "current_message_id" in body:
+        branches.switch_to(conversation, body["current_message_id"])
+        changed.append("current_message")
+    if changed:
+        conversation.save(update_fields=changed)
+
+
 @api_endpoint("GET", "PATCH", "DELETE")
 def conversation(request, conversation_id: int):
     found = Conversation.objects.for_user(request.api_user).filter(pk=conversation_id).first()
@@ -61,10 +75,5 @@ def conversation(request, conversation_id: int):
         delete_conversation(found)
         return HttpResponse(status=204)
     if request.method == "PATCH":
-        body = read_json(request, bodies.conversation_fields())
-        for name, value in _conversation_fields(body).items():
-            setattr(found, name, value)
-        if "current_message_id" in body:
-            branches.switch_to(found, body["current_message_id"])
-        found.save()
+        _patch(found, read_json(request, bodies.conversation_fields()))
     return JsonResponse(conversation_with_messages(found))

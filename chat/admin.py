@@ -1,4 +1,4 @@
-"""The staff's review: conversations with their transcripts, flags, exports, and usage.
+"""The staff's review: conversations with their transcripts, flags, exports, usage; invitations.
 
 Every transcript staff open (its page, or an export) is recorded as a TranscriptView,
 which only superusers can read.
@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from chat import exports
 from chat.branches import version_marks
-from chat.models import ApiKey, Conversation, Message, TranscriptView
+from chat.models import ApiKey, Conversation, Invitation, Message, TranscriptView
 from chat.usage import usage_for
 from chat.views.download import download_response
 
@@ -232,3 +232,38 @@ class UserAdmin(auth_admin.UserAdmin):
     @admin.display(description="usage")
     def usage(self, user):
         return format_html('<a href="{}">Usage</a>', usage_url(user))
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Single-use, expiring sign-up links (CHAT_SIGNUP=invite): make one, copy its link."""
+
+    list_display = ["__str__", "link", "state", "expires_at", "created_by", "used_by", "used_at"]
+    list_select_related = ["created_by", "used_by"]
+    fields = ["note", "expires_at", "created_by", "created_at", "used_by", "used_at"]
+    readonly_fields = ["created_by", "created_at", "used_by", "used_at"]
+    search_fields = ["note", "used_by__username"]
+    change_form_template = "admin/chat/invitation/change_form.html"
+
+    @admin.display(description="link")
+    def link(self, invitation):
+        if invitation.state != "open":
+            return "—"
+        return format_html('<a href="{}">sign-up link</a>', invitation.path())
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.state == "open":
+            context["invitation_link"] = request.build_absolute_uri(obj.path())
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # Straight to the invitation's page, where its link is ready to copy.
+        if "_addanother" not in request.POST and "_popup" not in request.POST:
+            request.POST = request.POST.copy()
+            request.POST["_continue"] = "1"
+        return super().response_add(request, obj, post_url_continue)

@@ -2,6 +2,8 @@
 
 from django.http import JsonResponse
 
+from chat import telemetry
+
 
 class ChatError(Exception):
     """A request the site cannot serve; `code` is snake_case, `message` a sentence."""
@@ -14,6 +16,8 @@ class ChatError(Exception):
         self.message = message
         if code:
             self.code = code
+        if self.status == 429:  # a limit refused it: counted here, whichever door it came by
+            telemetry.limit_refused(self.code)
 
     def response(self) -> JsonResponse:
         return error_response(self.status, self.code, self.message)

@@ -1,7 +1,19 @@
-"""Our middleware: a Content-Security-Policy, no-store, and static files without a thread hop."""
+"""Our middleware: a Content-Security-Policy, no-store, static files without a thread hop,
+and the request's id, log line and metrics."""
+
+import asyncio
+import logging
+import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.utils.functional import SimpleLazyObject, empty
 from whitenoise.middleware import WhiteNoiseMiddleware
+
+from chat import logs, metrics
+from chat.views.metrics import metrics_view
+
+access_log = logging.getLogger("chat.requests")
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 # No 'unsafe-inline' anywhere: pages pass data in data- attributes, never inline scripts
 # or styles, so model output that slipped past the sanitiser still could not run, and
@@ -95,4 +107,75 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
             static_file = self.files.get(request.path_info)
         if static_file is not None:
             return await sync_to_async(self.serve)(static_file, request)
+        return await self.get_response(request)
+
+
+class RequestContextMiddleware:
+    """Give each request an id, log it once answered, and count it in the metrics.
+
+    The id is the client's `X-Request-ID` when it looks like one (a proxy's), else a new
+    one; it goes back in the response's `X-Request-ID` and onto every log record made
+    while the request is served (chat.logs). Async only, so streams stay on the loop.
+    """
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request):
+        context = logs.open_context(request.headers.get("X-Request-ID"))
+        started = time.perf_counter()
+        response = await self.get_response(request)
+        elapsed = time.perf_counter() - started
+        response.headers.setdefault("X-Request-ID", context["request_id"])
+        logs.bind(user_id=_user_id(request))
+        route = _route(request)
+        method = request.method if request.method in METHODS else "OTHER"
+        if metrics.enabled():
+            metrics.HTTP_REQUESTS.labels(method, route, response.status_code).inc()
+            metrics.HTTP_LATENCY.labels(method, route).observe(elapsed)
+        access_log.info(
+            "%s %s %s %.0fms",
+            *(request.method, request.path, response.status_code, elapsed * 1000),
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "route": route,
+                "status": response.status_code,
+                "duration_ms": round(elapsed * 1000, 1),
+            },
+        )
+        return response
+
+
+def _route(request) -> str:
+    """The URL pattern that served `request` (few distinct values, unlike paths)."""
+    match = getattr(request, "resolver_match", None)
+    return match.route if match else "unmatched"
+
+
+def _user_id(request):
+    """Who made the request, where it is already known: no database query for the log."""
+    user = getattr(request, "api_user", None) or request.__dict__.get("user")
+    if isinstance(user, SimpleLazyObject):  # not looked up yet: leave it so
+        user = None if user._wrapped is empty else user._wrapped
+    return user.pk if user is not None and user.is_authenticated else None
+
+
+class MetricsEndpointMiddleware:
+    """Answer GET /metrics first of all, before host-name and HTTPS checks (chat.views.metrics)."""
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request):
+        if request.path_info == "/metrics":
+            return await asyncio.to_thread(metrics_view, request)
         return await self.get_response(request)

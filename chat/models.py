@@ -1,11 +1,14 @@
-"""Conversations, their messages, and the API keys scripts sign in with."""
+"""Conversations, their messages, the API keys scripts sign in with, and invitations."""
 
 import hashlib
 import secrets
+from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 
@@ -192,6 +195,68 @@ class ApiKey(models.Model):
         raw = cls.PREFIX + secrets.token_urlsafe(32)
         key = cls.objects.create(user=user, name=name, prefix=raw[:10], key_hash=hash_key(raw))
         return key, raw
+
+
+def invitation_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def invitation_expiry():
+    return timezone.now() + timedelta(days=settings.CHAT_INVITATION_DAYS)
+
+
+class InvitationQuerySet(models.QuerySet):
+    def usable(self):
+        """Invitations not used yet and not expired."""
+        return self.filter(used_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class Invitation(models.Model):
+    """A single-use, expiring link staff make so someone can sign up (CHAT_SIGNUP=invite)."""
+
+    token = models.CharField(max_length=64, unique=True, default=invitation_token, editable=False)
+    note = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="Who it is for, to tell invitations apart.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(default=invitation_expiry)
+    used_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return self.note or f"Invitation {self.pk}"
+
+    def path(self) -> str:
+        return f"{reverse('signup')}?{urlencode({'invitation': self.token})}"
+
+    @property
+    def state(self) -> str:
+        if self.used_at is not None:
+            return "used"
+        return "expired" if self.expires_at <= timezone.now() else "open"
 
 
 class TranscriptView(models.Model):

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from chat import branches, db, events, titles, tuning
+from chat import branches, db, events, logs, telemetry, titles, tuning
 from chat.db import INTERRUPTED
 from chat.errors import BadRequest, ChatError, Conflict, TooLarge
 from chat.events import Event
@@ -80,6 +80,7 @@ async def regenerate_reply(user, message_id: int, model=None, **options) -> Run:
 
 async def _start(user, conversation_id: int, model, store, titled: bool, options: dict) -> Run:
     started = time.monotonic()
+    logs.bind(user_id=user.pk)
     conversation = await db.conversation_for_user(user, conversation_id)
     model = check_model(model if model is not None else (conversation.model or None))
     await registry().check()  # refuse now, before anything is stored, if Redis is down
@@ -135,7 +136,7 @@ async def start_completion(user, messages: list[dict], model, **options) -> Run:
 
 async def follow_run(run: Run) -> AsyncIterator[Event | None]:
     """The events of a reply this request just started, from its first."""
-    return await registry().follow(run.ids.message_id, -1)
+    return telemetry.listening(await registry().follow(run.ids.message_id, -1))
 
 
 async def stop_reply(user, message_id: int) -> bool:
@@ -155,9 +156,7 @@ async def follow_reply(user, message_id: int, after_seq: int) -> AsyncIterator[E
     """The reply's events after `after_seq`: live while it runs, from the database after."""
     message = await db.message_for_user(user, message_id)
     live = await registry().follow(message_id, after_seq)
-    if live is not None:
-        return live
-    return _replay_stored(message, after_seq)
+    return telemetry.listening(live if live is not None else _replay_stored(message, after_seq))
 
 
 async def _replay_stored(message: Message, after_seq: int) -> AsyncIterator[Event]:

@@ -1,19 +1,32 @@
 from django.urls import path, register_converter
 
 from chat.converters import IdConverter
-from chat.views import account, api, health, history, openai_api, openapi, pages, shares, stream
+from chat.views import (
+    access,
+    account,
+    api,
+    health,
+    history,
+    openai_api,
+    openapi,
+    pages,
+    shares,
+    stream,
+)
 
 register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("", pages.chat, name="chat"),
     path("c/<id:conversation_id>/", pages.chat, name="conversation"),
-    path("signup/", pages.signup, name="signup"),
+    path("signup/", access.signup_view, name="signup"),
     path("healthz", health.health, name="health"),
     path("account/", account.account, name="account"),
     path("account/keys", account.create_key, name="account-create-key"),
     path("account/keys/<id:key_id>/revoke", account.revoke_key, name="account-revoke-key"),
     path("account/import", account.import_history, name="account-import"),
+    path("account/email", access.change_email, name="account-email"),
+    path("account/delete", access.delete_account, name="account-delete"),
     path("account/shares/<id:link_id>/revoke", shares.revoke_link, name="account-revoke-share"),
     path("s/<slug:token>/", shares.shared_page, name="shared"),
     path("api/conversations/<id:conversation_id>/share", shares.share, name="api-share"),

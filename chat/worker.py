@@ -15,17 +15,21 @@ import contextlib
 import logging
 import signal
 import time
+from collections import deque
 from pathlib import Path
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from prometheus_client import start_http_server
 
+from chat import metrics
 from chat.prompt import fit_to_context
 from chat.providers.base import Generation, Provider, ProviderError
 from chat.providers.remote import HEARTBEAT_SECONDS
 
 logger = logging.getLogger(__name__)
 ALIVE_FILE = Path("/tmp/chatsite-worker-alive")
+RATE_WINDOW_SECONDS = 10  # chat_worker_tokens_per_second averages over this long
 
 
 class GenerationWorker:
@@ -38,6 +42,8 @@ class GenerationWorker:
         self.active: dict[str, tuple[str, asyncio.Task]] = {}
         self.slots = asyncio.Semaphore(settings.CHAT_WORKER_SLOTS)
         self.stopping = asyncio.Event()
+        self.generated = 0  # tokens, for the rate gauge
+        self.token_samples: deque[tuple[float, int]] = deque()
 
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT, then let running replies finish (briefly)."""
@@ -45,6 +51,7 @@ class GenerationWorker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        self._serve_metrics()
         helpers = [asyncio.create_task(c) for c in (self._control(), self._heartbeat())]
         logger.info("generation worker ready on %s", settings.CHAT_WORKER_CHANNEL)
         await self._accept_until_stopped()
@@ -68,13 +75,21 @@ class GenerationWorker:
     def _start(self, request: dict) -> None:
         task = asyncio.create_task(self._serve(request))
         self.active[request["request_id"]] = (request["reply_channel"], task)
-        task.add_done_callback(lambda _t: self._finished(request["request_id"]))
+        metrics.WORKER_BUSY.set(len(self.active))
+        task.add_done_callback(lambda t: self._finished(request["request_id"], t))
 
-    def _finished(self, request_id: str) -> None:
+    def _finished(self, request_id: str, task: asyncio.Task) -> None:
         self.active.pop(request_id, None)
         self.slots.release()
+        metrics.WORKER_BUSY.set(len(self.active))
+        if task.cancelled():
+            outcome = "cancelled"
+        else:
+            outcome = "failed" if task.exception() else task.result()
+        metrics.WORKER_REQUESTS.labels(outcome).inc()
 
-    async def _serve(self, request: dict) -> None:
+    async def _serve(self, request: dict) -> str:
+        """Generate one reply; say how it ended (complete or failed)."""
         reply = request["reply_channel"]
         await self.layer.send(reply, {"type": "accepted", "worker": self.channel})
         generation = Generation(
@@ -88,27 +103,30 @@ class GenerationWorker:
             seq = await self._stream(generation, reply)
         except ProviderError as exc:
             await self.layer.send(reply, {"type": "fail", "code": exc.code, "message": exc.message})
-            return
+            return "failed"
         except Exception:
             logger.exception("generation failed")
             message = "The model failed while writing this reply."
             await self.layer.send(
                 reply, {"type": "fail", "code": "generation_failed", "message": message}
             )
-            return
+            return "failed"
         await self.layer.send(reply, {
             "type": "end",
             "seq": seq,
             "output_tokens": generation.output_tokens,
             "prompt_tokens": generation.prompt_tokens,
         })  # fmt: skip
+        return "complete"
 
     async def _stream(self, generation: Generation, reply: str) -> int:
         """Send the deltas in order; return the next sequence number."""
         generation.messages = await asyncio.to_thread(fit_to_context, self.provider, generation)
-        seq = 0
+        seq = counted = 0
         async with contextlib.aclosing(self.provider.stream(generation)) as deltas:
             async for text in deltas:
+                self._count_tokens(generation.output_tokens - counted)
+                counted = generation.output_tokens
                 await self.layer.send(reply, {
                     "type": "delta",
                     "seq": seq,
@@ -116,6 +134,7 @@ class GenerationWorker:
                     "output_tokens": generation.output_tokens,
                 })  # fmt: skip
                 seq += 1
+        self._count_tokens(generation.output_tokens - counted)
         return seq
 
     async def _control(self) -> None:
@@ -131,7 +150,31 @@ class GenerationWorker:
             for reply, _task in list(self.active.values()):
                 with contextlib.suppress(Exception):
                     await self.layer.send(reply, {"type": "heartbeat"})
+            await self._sample_metrics()
             await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    def _count_tokens(self, count: int) -> None:
+        self.generated += count
+        metrics.WORKER_TOKENS.inc(count)
+
+    def _serve_metrics(self) -> None:
+        """Serve this worker's metrics on CHAT_WORKER_METRICS_PORT, if one is set."""
+        metrics.WORKER_SLOTS.set(settings.CHAT_WORKER_SLOTS)
+        port = settings.CHAT_WORKER_METRICS_PORT
+        if port:
+            start_http_server(port, registry=metrics.WORKER_REGISTRY)
+            logger.info("worker metrics on port %d", port)
+
+    async def _sample_metrics(self) -> None:
+        """The gauges that are rates or live elsewhere: tokens per second, the queue."""
+        now, total = time.monotonic(), self.generated
+        self.token_samples.append((now, total))
+        while now - self.token_samples[0][0] > RATE_WINDOW_SECONDS:
+            self.token_samples.popleft()
+        then, before = self.token_samples[0]
+        metrics.WORKER_TOKEN_RATE.set((total - before) / (now - then) if now > then else 0)
+        with contextlib.suppress(Exception):  # the queue's length is news, not a duty
+            metrics.WORKER_QUEUE.set(await queue_depth(self.layer, settings.CHAT_WORKER_CHANNEL))
 
     async def _drain(self, timeout: float) -> None:
         tasks = [task for _reply, task in self.active.values()]
@@ -140,6 +183,12 @@ class GenerationWorker:
             _done, pending = await asyncio.wait(tasks, timeout=timeout)
             for task in pending:
                 task.cancel()
+
+
+async def queue_depth(layer, channel: str) -> int:
+    """How many requests wait in `channel` (a channels-redis queue: a sorted set)."""
+    connection = layer.connection(layer.consistent_hash(channel))
+    return await connection.zcard(layer.prefix + channel)
 
 
 def healthy(max_age: float = 15) -> bool:

@@ -5,7 +5,9 @@ channel layer and in-process generation on the packaged SmolLM2 model.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -85,12 +87,15 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "chat",
 ]
 
 MIDDLEWARE = [
+    "chat.middleware.MetricsEndpointMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "chat.middleware.StaticFilesMiddleware",
+    "chat.middleware.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -99,6 +104,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "chat.middleware.ContentSecurityPolicyMiddleware",
     "chat.middleware.NoStoreMiddleware",
+    # Last, as django-axes asks; async-capable, so the streaming API gets no thread hop.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "chatsite.urls"
@@ -141,6 +148,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+# The throttle first: a locked (username, address) pair never reaches the password check.
+AUTHENTICATION_BACKENDS = [
+    "chat.throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat"
@@ -240,10 +252,99 @@ CHAT_COMPLETION_MAX_BODY_BYTES = max(
 DATA_UPLOAD_MAX_MEMORY_SIZE = CHAT_COMPLETION_MAX_BODY_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = max(CHAT_COMPLETION_MAX_BODY_BYTES, 2_621_440)
 
+# Who gets in: sign-up policy, invitations, log-in throttling, and e-mail for resets.
+CHAT_SIGNUP = os.getenv("CHAT_SIGNUP", "open").strip().lower()
+if CHAT_SIGNUP not in ("open", "invite", "closed"):
+    raise ImproperlyConfigured(f"CHAT_SIGNUP must be open, invite or closed, not {CHAT_SIGNUP!r}")
+CHAT_INVITATION_DAYS = envnum("CHAT_INVITATION_DAYS", "7", minimum=1)
+# django-axes: 5 failures for one username from one address lock that pair for 15 minutes
+# (the count starts again after 15 minutes without a failure). Failures during the lock
+# are not counted, so it ends 15 minutes after the fifth. The address is the one the ASGI
+# server reports (uvicorn resolves X-Forwarded-For from the proxies it trusts, see
+# --forwarded-allow-ips); headers a client sends itself are never believed.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AXES_LOCKOUT_CALLABLE = "chat.throttle.locked_out"
+AXES_VERBOSE = False
+
+
+def email_settings(url: str) -> dict:
+    """EMAIL_* settings from `smtp://user:password@host:port` (smtp+tls://, smtps://)."""
+    parts = urlsplit(url)
+    schemes = {"smtp": {}, "smtp+tls": {"EMAIL_USE_TLS": True}, "smtps": {"EMAIL_USE_SSL": True}}
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL must look like smtp://user:password@host:587 (or smtp+tls://, "
+            f"smtps://), not {parts.scheme + '://…' if parts.scheme else repr(url)}"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured("EMAIL_URL has a bad port") from None
+    return {
+        "EMAIL_HOST": parts.hostname,
+        "EMAIL_PORT": port or (465 if parts.scheme == "smtps" else 587),
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        **schemes[parts.scheme],
+    }
+
+
+EMAIL_URL = envsecret("EMAIL_URL")
+EMAIL_HOST = os.getenv("EMAIL_HOST", "")
+EMAIL_PORT = envnum("EMAIL_PORT", "25", minimum=1)
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = envsecret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "false")
+if EMAIL_URL:
+    globals().update(email_settings(EMAIL_URL))
+# Without an SMTP server, e-mails (password resets) are printed on the console.
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "chatsite <webmaster@localhost>")
+# Observability: Prometheus metrics and the log format.
+# /metrics answers only a scraper that sends this token; unset, it is a 404.
+CHAT_METRICS_TOKEN = envsecret("CHAT_METRICS_TOKEN")
+# Several processes serving one port (uvicorn --workers) share their metrics through
+# files here; prometheus_client reads the same variable. Empty it before they start.
+PROMETHEUS_MULTIPROC_DIR = os.getenv("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR {PROMETHEUS_MULTIPROC_DIR!r} is no folder"
+    )
+# A generation worker serves its own metrics on this port; 0: none.
+CHAT_WORKER_METRICS_PORT = envnum("CHAT_WORKER_METRICS_PORT", "0")
+LOG_FORMAT = os.getenv("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s"},
+        "json": {"()": "chat.logs.JsonFormatter"},
+    },
+    "filters": {"context": {"()": "chat.logs.ContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }
+if LOG_FORMAT == "json":
+    # uvicorn's own lines too, so that every line of the output is one JSON object.
+    for _name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        LOGGING["loggers"][_name] = {"handlers": ["console"], "propagate": False}

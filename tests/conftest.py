@@ -248,6 +248,53 @@ def bobs_conversation(bob) -> Conversation:
     return make_conversation(bob, "Bob's secret plan", [("user", "my secret plan", "complete")])
 
 
+@pytest.fixture
+def fast_password_hashing(settings):
+    """Log-in tests try many passwords; the real hasher takes about a second each on a busy CI.
+
+    Only for tests whose passwords are checked in this process: another process would
+    not know this hasher.
+    """
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+class Visitor:
+    """A browser-like client of the live server: cookies, and forms posted with their CSRF token.
+
+    `address` is the loopback address it connects from, so tests can be two people.
+    """
+
+    def __init__(self, base_url: str, address: str = "127.0.0.1"):
+        transport = httpx.HTTPTransport(local_address=address)
+        self.http = httpx.Client(base_url=base_url, transport=transport, timeout=30)
+
+    def post_form(self, path: str, data: dict, **kwargs) -> httpx.Response:
+        if "csrftoken" not in self.http.cookies:
+            self.http.get("/login/")
+        token = self.http.cookies["csrftoken"]
+        return self.http.post(path, data={**data, "csrfmiddlewaretoken": token}, **kwargs)
+
+    def log_in(self, username: str, password: str, path: str = "/login/") -> httpx.Response:
+        return self.post_form(path, {"username": username, "password": password})
+
+    def signed_in(self) -> bool:
+        return self.http.get("/account/").status_code == 200
+
+
+@pytest.fixture
+def visitor(transactional_db, live_server_url):
+    """Makes Visitors of the live server: `visitor()`, or `visitor("127.0.0.2")` elsewhere."""
+    made = []
+
+    def make(address: str = "127.0.0.1") -> Visitor:
+        made.append(Visitor(live_server_url, address))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.http.close()
+
+
 def wait_until(condition, timeout: float = 10, what: str = "the condition"):
     """Poll `condition` until it returns something truthy; fail the test after `timeout`."""
     deadline = time.monotonic() + timeout

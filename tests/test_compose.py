@@ -41,3 +41,34 @@ def test_every_variable_it_sets_is_one_settings_reads_and_the_readme_names(compo
     for name in compose["services"]["web"]["environment"]:
         assert name in read, f"settings.py never reads {name}"
         assert f"`{name}`" in readme, f"the README does not document {name}"
+
+
+def test_prometheus_comes_with_the_monitoring_profile_and_scrapes_web_and_workers(compose):
+    prometheus = compose["services"]["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"]
+    assert prometheus["healthcheck"]["test"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    web, worker = jobs["chatsite-web"], jobs["chatsite-worker"]
+    assert web["dns_sd_configs"][0]["names"] == ["web"]
+    assert web["dns_sd_configs"][0]["port"] == 8000
+    # The token Prometheus sends is the one the web processes are given.
+    secret = compose["secrets"]["metrics_token"]["environment"]
+    assert compose["services"]["web"]["environment"][secret] == "${CHAT_METRICS_TOKEN:-}"
+    assert web["authorization"]["credentials_file"] == "/run/secrets/metrics_token"
+    port = compose["services"]["worker"]["environment"]["CHAT_WORKER_METRICS_PORT"]
+    assert worker["dns_sd_configs"][0] == {
+        **worker["dns_sd_configs"][0],
+        "names": ["worker"],
+        "port": port,
+    }
+    for rules in config["rule_files"]:
+        assert (ROOT / "deploy" / "prometheus" / rules.rsplit("/", 1)[-1]).exists()
+
+
+def test_several_uvicorn_workers_share_their_metrics_through_an_empty_tmpfs(compose):
+    web = compose["services"]["web"]
+    folder = web["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+    assert folder in web["tmpfs"]
+    assert "--workers" in web["command"]

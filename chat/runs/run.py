@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from chat import db, events
+from chat import db, events, telemetry
 from chat.models import Message
 from chat.prompt import fit_to_context
 from chat.providers.base import Generation, Provider, ProviderError
@@ -71,6 +71,7 @@ class Run:
                 self.generation.model,
             ),
         )
+        telemetry.reply_started(self)
         # The request that started the reply attaches right away; if it never does,
         # give it a while before treating the reply as abandoned.
         self._arm_grace(max(settings.CHAT_DISCONNECT_GRACE_SECONDS, 10))
@@ -136,6 +137,7 @@ class Run:
             logger.exception("reply %s could not be saved", self.ids.message_id)
             error = error or SAVE_ERROR
         self._end(final, error)
+        telemetry.reply_ended(self, final, error)
 
     async def _generate(self) -> tuple[str, ProviderError | None]:
         """Run the provider to its end; say how it ended."""

@@ -1,6 +1,7 @@
 """Run a generation worker: load the local model once and serve requests from Redis."""
 
 import asyncio
+import logging
 import sys
 import time
 
@@ -8,6 +9,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from chat.runs import registry
+
+logger = logging.getLogger("chat.worker")
 
 
 class Command(BaseCommand):
@@ -28,8 +31,8 @@ class Command(BaseCommand):
         provider = LocalProvider()
         started = time.perf_counter()
         provider.preload()
-        self.stdout.write(f"Model loaded in {time.perf_counter() - started:.1f}s.")
+        logger.info("model loaded in %.1fs", time.perf_counter() - started)
         reaped = asyncio.run(registry().reap())
         if reaped:
-            self.stdout.write(f"Marked {reaped} interrupted replies as failed.")
+            logger.warning("marked %d interrupted replies as failed", reaped)
         asyncio.run(GenerationWorker(provider).run())

@@ -25,8 +25,7 @@ def link_as_single_branches(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0005_harden_ops_importing_since"),
-        ("chat", "0005_merge_20261201_1400"),
+        ("chat", "0007_merge_20261201_1421"),
     ]
 
     operations = [

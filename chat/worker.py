@@ -25,7 +25,7 @@ from prometheus_client import start_http_server
 from chat import metrics
 from chat.prompt import fit_to_context
 from chat.providers.base import Generation, Provider, ProviderError
-from chat.providers.remote import HEARTBEAT_SECONDS
+from chat.providers.remote import HEARTBEAT_SECONDS, was_cancelled
 
 logger = logging.getLogger(__name__)
 ALIVE_FILE = Path("/tmp/chatsite-worker-alive")
@@ -89,7 +89,9 @@ class GenerationWorker:
         metrics.WORKER_REQUESTS.labels(outcome).inc()
 
     async def _serve(self, request: dict) -> str:
-        """Generate one reply; say how it ended (complete or failed)."""
+        """Generate one reply; say how it ended (complete, failed or cancelled)."""
+        if await was_cancelled(request["request_id"]):
+            return "cancelled"  # given up before any worker took it: nobody waits for it
         reply = request["reply_channel"]
         await self.layer.send(reply, {"type": "accepted", "worker": self.channel})
         generation = Generation(

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+from django.urls import resolve
 from prometheus_client.parser import text_string_to_metric_families
 
 from chat.models import ApiKey
@@ -132,7 +133,7 @@ def test_it_counts_a_real_reply_from_start_to_end(api, conversation, metrics_on)
     )
     assert value(after, "chat_streams_open") == value(before, "chat_streams_open")
     assert value(after, "chat_replies_in_progress") == value(before, "chat_replies_in_progress")
-    route = "api/conversations/<int:conversation_id>/messages"
+    route = resolve(f"/api/conversations/{conversation['id']}/messages").route
     sent = {"method": "POST", "route": route, "status": "200"}
     assert value(after, "chat_http_requests_total", **sent) >= 1
 

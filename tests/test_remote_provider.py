@@ -20,6 +20,7 @@ def redis_layer(settings, redis_url):
         }
     }
     settings.CHAT_WORKER_QUEUE_TIMEOUT_SECONDS = 2
+    settings.REDIS_URL = url
     # A queue no real worker (the suite may run one) listens to.
     settings.CHAT_WORKER_CHANNEL += "-pretend"
     channel_layers.backends.clear()
@@ -77,3 +78,26 @@ async def test_it_says_so_when_no_worker_takes_the_request(redis_layer, settings
         await collect(generation())
     assert caught.value.code == "no_worker"
     assert "generation_worker" in caught.value.message
+
+
+async def test_a_request_given_up_before_any_worker_took_it_is_never_generated(
+    redis_layer, settings
+):
+    # Given up on: stopped, or (here) not taken within the queue time-out. Both leave it
+    # flagged as cancelled, so the worker that takes it later skips it.
+    from chat.providers.fake import FakeProvider
+    from chat.worker import GenerationWorker
+
+    class CountingProvider(FakeProvider):
+        generated = 0
+
+        def stream(self, generation):
+            self.generated += 1
+            return super().stream(generation)
+
+    with pytest.raises(ProviderError, match="No generation worker"):
+        await collect(generation())
+    request = await redis_layer.receive(settings.CHAT_WORKER_CHANNEL)  # a worker takes it late
+    provider = CountingProvider()
+    await GenerationWorker(provider)._serve(request)
+    assert provider.generated == 0

@@ -13,6 +13,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
+import redis.asyncio
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -22,6 +23,8 @@ from .base import Generation, Provider, ProviderError
 # many seconds of silence means it died (SIGKILL, OOM, lost host).
 HEARTBEAT_SECONDS = 2.0
 SILENCE_SECONDS = 6.0
+# Longer than a request waits in the queue: the channel layer drops it after 60 s.
+CANCELLED_TTL_SECONDS = 120
 
 
 def request_message(generation: Generation, request_id: str, reply_channel: str) -> dict:
@@ -68,9 +71,28 @@ class RemoteProvider(Provider):
             async for text in reader:
                 yield text
         finally:
-            if reader.worker and not reader.ended:
+            if not reader.ended:
                 with contextlib.suppress(Exception):
-                    await layer.send(reader.worker, {"type": "cancel", "request_id": request_id})
+                    await _cancel(layer, reader.worker, request_id)
+
+
+async def _cancel(layer, worker: str | None, request_id: str) -> None:
+    """Stop the request: tell the worker generating it, or flag it for whichever takes it."""
+    if worker:
+        await layer.send(worker, {"type": "cancel", "request_id": request_id})
+        return
+    async with redis.asyncio.Redis.from_url(settings.REDIS_URL) as client:
+        await client.set(_cancelled_key(request_id), 1, ex=CANCELLED_TTL_SECONDS)
+
+
+async def was_cancelled(request_id: str) -> bool:
+    """Whether the request was stopped before a worker took it (the worker then skips it)."""
+    async with redis.asyncio.Redis.from_url(settings.REDIS_URL) as client:
+        return bool(await client.exists(_cancelled_key(request_id)))
+
+
+def _cancelled_key(request_id: str) -> str:
+    return f"{settings.CHAT_REDIS_PREFIX}:request:{request_id}:cancelled"
 
 
 class _ReplyReader:

@@ -29,7 +29,7 @@ import redis.asyncio
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat import events
+from chat import db, events
 from chat.db import INTERRUPTED, INTERRUPTED_CODE
 from chat.errors import Unavailable
 from chat.events import Event
@@ -40,7 +40,7 @@ from .run import Run
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 2.0
-OWNER_TTL_SECONDS = 10
+OWNER_TTL_SECONDS = int(3 * HEARTBEAT_SECONDS)  # three missed heartbeats: the owner died
 LISTENER_TTL_SECONDS = 30
 RUNNING_LOG_TTL_SECONDS = 24 * 3600
 REDIS_DOWN = "The message service (Redis) is unreachable; try again in a moment."
@@ -219,34 +219,18 @@ class RedisRunRegistry(LocalRunRegistry):
     async def _follow_remote(self, message_id: int, after_seq: int) -> AsyncIterator[Event | None]:
         listener = uuid.uuid4().hex
         await self._register_listener(message_id, listener)
+        reader = _StreamReader(self, message_id, after_seq, listener)
         try:
-            async for event in self._read_stream(message_id, after_seq, listener):
+            async for event in reader:
                 yield event
+        except (redis.RedisError, OSError):
+            # Redis went away mid-reply: end this listener's stream rather than leave it hanging.
+            logger.warning("lost Redis while following reply %s", message_id, exc_info=True)
+            yield Event(message_id, reader.seq + 1, events.ERROR, _lost(message_id))
         finally:
             with contextlib.suppress(redis.RedisError, OSError):
                 await self.client.zrem(key(message_id, "listeners"), listener)
                 await self._notify_owner(message_id)
-
-    async def _read_stream(self, message_id, after_seq, listener) -> AsyncIterator[Event | None]:
-        stream, seq = key(message_id, "events"), after_seq
-        block_ms = int(settings.CHAT_KEEPALIVE_SECONDS * 1000)
-        while True:
-            found = await self.client.xread({stream: f"0-{seq + 1}"}, block=block_ms, count=500)
-            if not found:
-                if not await self.client.exists(key(message_id, "owner")):
-                    yield Event(message_id, seq + 1, events.ERROR, _interrupted(message_id))
-                    return
-                await self._register_listener(message_id, listener)
-                yield None
-                continue
-            for entry_id, fields in found[0][1]:
-                seq = int(entry_id.decode().split("-")[1]) - 1
-                event = Event(
-                    message_id, seq, fields[b"name"].decode(), json.loads(fields[b"data"])
-                )
-                yield event
-                if event.is_terminal:
-                    return
 
     async def _register_listener(self, message_id: int, listener: str) -> None:
         name = key(message_id, "listeners")
@@ -264,5 +248,52 @@ class RedisRunRegistry(LocalRunRegistry):
             )
 
 
-def _interrupted(message_id: int) -> dict:
-    return events.error_data(message_id, INTERRUPTED_CODE, INTERRUPTED)
+class _StreamReader:
+    """Reads a reply's stream another process writes; ends it if that process dies."""
+
+    def __init__(self, registry: RedisRunRegistry, message_id: int, after_seq: int, listener):
+        self.registry, self.client = registry, registry.client
+        self.message_id, self.seq, self.listener = message_id, after_seq, listener
+        self.stream = key(message_id, "events")
+
+    async def _read(self, block_ms: int | None) -> list:
+        found = await self.client.xread(
+            {self.stream: f"0-{self.seq + 1}"}, block=block_ms, count=500
+        )
+        return found[0][1] if found else []
+
+    async def __aiter__(self) -> AsyncIterator[Event | None]:
+        # Check on the owner once per heartbeat: a dead one is noticed within seconds.
+        idle, every = 0.0, min(HEARTBEAT_SECONDS, settings.CHAT_KEEPALIVE_SECONDS)
+        while True:
+            entries = await self._read(int(every * 1000))
+            if not entries:
+                if await self.client.exists(key(self.message_id, "owner")):
+                    await self.registry._register_listener(self.message_id, self.listener)
+                    idle += every
+                    if idle >= settings.CHAT_KEEPALIVE_SECONDS:
+                        idle = 0.0
+                        yield None
+                    continue
+                # The owner is gone: it finished just now, or it died.
+                entries = await self._read(None)
+                if not entries:
+                    yield await self._interrupted()
+                    return
+            idle = 0.0
+            for entry_id, fields in entries:
+                self.seq = int(entry_id.decode().split("-")[1]) - 1
+                name, data = fields[b"name"].decode(), json.loads(fields[b"data"])
+                yield Event(self.message_id, self.seq, name, data)
+                if name in events.TERMINAL:
+                    return
+
+    async def _interrupted(self) -> Event:
+        """Nobody writes the reply any more: store it as failed, with its last saved text."""
+        await db.fail_interrupted([self.message_id])
+        data = events.error_data(self.message_id, INTERRUPTED_CODE, INTERRUPTED)
+        return Event(self.message_id, self.seq + 1, events.ERROR, data)
+
+
+def _lost(message_id: int) -> dict:
+    return events.error_data(message_id, "service_unavailable", REDIS_DOWN)

@@ -268,7 +268,7 @@ def test_the_migration_links_old_conversations_as_single_branches(alice):
         for role, text in [("user", "a"), ("assistant", "b"), ("user", "c")]
     ]
     empty = Conversation.objects.create(owner=alice, model="fake")
-    migration = importlib.import_module("chat.migrations.0008_branches_tree")
+    migration = importlib.import_module("chat.migrations.0009_branches_tree")
     migration.link_as_single_branches(apps, None)
     linked = list(conversation.messages.order_by("id"))
     assert [m.parent_id for m in linked] == [None, old[0].id, old[1].id]

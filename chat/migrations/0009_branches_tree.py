@@ -25,7 +25,7 @@ def link_as_single_branches(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0007_merge_20261201_1421"),
+        ("chat", "0008_merge_20261201_1449"),
     ]
 
     operations = [

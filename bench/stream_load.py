@@ -507,11 +507,18 @@ def serve(label: str, command: list[str], env: dict, port: int, workdir: Path) -
 
 def chatsite_env(args: argparse.Namespace, workdir: Path) -> dict:
     extra = dict(item.split("=", 1) for item in args.server_env)
+    # One user drives every stream: lift the per-user limits (--server-env may set them).
+    unlimited = {
+        "CHAT_USER_MAX_CONCURRENT_REPLIES": "1000000",
+        "CHAT_USER_REPLIES_PER_MINUTE": "1000000",
+        "CHAT_USER_OUTPUT_TOKENS_PER_DAY": "0",
+    }
     # Settings refuse to start without a key when DEBUG is off; the run signs nothing lasting.
     key = {"SECRET_KEY": secrets.token_urlsafe(50)}
     return (
         key
         | os.environ
+        | unlimited
         | extra
         | {
             "CHAT_FAKE_MODEL": "true",

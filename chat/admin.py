@@ -4,6 +4,7 @@ Every transcript staff open (its page, or an export) is recorded as a Transcript
 which only superusers can read.
 """
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
@@ -15,7 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from chat import exports
-from chat.models import ApiKey, Conversation, Invitation, Message, TranscriptView
+from chat.models import ApiKey, Conversation, Invitation, Message, TranscriptView, UserLimits
 from chat.usage import usage_for
 from chat.views.download import download_response
 
@@ -206,11 +207,33 @@ if admin.site.is_registered(User):
     admin.site.unregister(User)
 
 
+class UserLimitsInline(admin.StackedInline):
+    """A user's own limits; a blank field means the site's setting, named in its help."""
+
+    model = UserLimits
+    can_delete = False
+    SITE = {
+        "max_concurrent_replies": "CHAT_USER_MAX_CONCURRENT_REPLIES",
+        "replies_per_minute": "CHAT_USER_REPLIES_PER_MINUTE",
+        "output_tokens_per_day": "CHAT_USER_OUTPUT_TOKENS_PER_DAY",
+    }
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name in self.SITE:
+            site = getattr(settings, self.SITE[db_field.name])
+            field.help_text = " ".join(
+                filter(None, [db_field.help_text, f"Blank: the site's, {site}."])
+            )
+        return field
+
+
 @admin.register(User)
 class UserAdmin(auth_admin.UserAdmin):
-    """Django's user admin, with a link to each user's usage."""
+    """Django's user admin, with a link to each user's usage and their own limits."""
 
     list_display = [*auth_admin.UserAdmin.list_display, "usage"]
+    inlines = [*auth_admin.UserAdmin.inlines, UserLimitsInline]
 
     @admin.display(description="usage")
     def usage(self, user):

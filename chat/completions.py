@@ -18,6 +18,7 @@ from chat import events
 from chat.errors import BadRequest, ChatError, NotFound
 from chat.events import KEEPALIVE, Event
 from chat.providers import provider_for
+from chat.replies import capped_max_tokens
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 MAX_STOP_SEQUENCES = 4
@@ -103,7 +104,7 @@ def _options(body: dict) -> dict:
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidParam("max_tokens", "'max_tokens' must be a whole number of at least 1.")
-        options["max_tokens"] = limit
+        options["max_tokens"] = capped_max_tokens(limit)
     temperature = body.get("temperature")
     if temperature is not None:
         if isinstance(temperature, bool) or not isinstance(temperature, int | float):
@@ -122,11 +123,20 @@ def _options(body: dict) -> dict:
     return options
 
 
+# Our limits' codes as OpenAI names its 429s: (type, code).
+LIMIT_CODES = {
+    "too_many_replies": ("requests", "rate_limit_exceeded"),
+    "rate_limited": ("requests", "rate_limit_exceeded"),
+    "quota_exceeded": ("insufficient_quota", "insufficient_quota"),
+}
+
+
 def error_body(error: ChatError) -> dict:
     """OpenAI's error shape: {"error": {"message", "type", "param", "code"}}."""
     kind = "server_error" if error.status >= 500 else "invalid_request_error"
+    kind, code = LIMIT_CODES.get(error.code, (kind, error.code))
     param = getattr(error, "param", None)
-    return {"error": {"message": error.message, "type": kind, "param": param, "code": error.code}}
+    return {"error": {"message": error.message, "type": kind, "param": param, "code": code}}
 
 
 def model_list(models: list[dict]) -> dict:
@@ -167,9 +177,8 @@ class Completion:
         return body
 
     def finish_reason(self, done: dict) -> str:
-        limit = self.request.options.get("max_tokens")
-        hit_limit = limit is not None and (done.get("output_tokens") or 0) >= limit
-        return "length" if hit_limit else "stop"
+        limit = capped_max_tokens(self.request.options.get("max_tokens"))
+        return "length" if (done.get("output_tokens") or 0) >= limit else "stop"
 
     async def usage(self, done: dict) -> dict:
         prompt = await asyncio.to_thread(_prompt_tokens, self.request)

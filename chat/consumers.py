@@ -59,7 +59,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
                 raise BadRequest("Send a message of type send, stop or follow.", code="bad_type")
             await handlers[kind](content)
         except ChatError as error:
-            await self.send_json({"type": "error", "code": error.code, "message": error.message})
+            await self.send_json({"type": "error", **error.as_dict()})
 
     async def _still_signed_in(self) -> bool:
         """Whether the session is still this user's: not logged out, user still active."""

@@ -19,6 +19,10 @@ class ChatError(Exception):
         if self.status == 429:  # a limit refused it: counted here, whichever door it came by
             telemetry.limit_refused(self.code)
 
+    def as_dict(self) -> dict:
+        """The error's fields, as the JSON body and the websocket carry them."""
+        return {"code": self.code, "message": self.message}
+
     def response(self) -> JsonResponse:
         return error_response(self.status, self.code, self.message)
 
@@ -49,6 +53,24 @@ class Conflict(ChatError):
 
 class TooLarge(ChatError):
     status, code = 413, "content_too_large"
+
+
+class LimitExceeded(ChatError):
+    """A per-user limit refused the request; `retry_after` says in how many seconds to retry."""
+
+    status = 429
+
+    def __init__(self, message: str, code: str, retry_after: int):
+        super().__init__(message, code=code)
+        self.retry_after = max(1, retry_after)
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "retry_after": self.retry_after}
+
+    def response(self) -> JsonResponse:
+        response = JsonResponse({"error": self.as_dict()}, status=self.status)
+        response["Retry-After"] = str(self.retry_after)
+        return response
 
 
 class Unavailable(ChatError):

@@ -6,6 +6,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -184,6 +185,49 @@ class ApiKey(models.Model):
         raw = cls.PREFIX + secrets.token_urlsafe(32)
         key = cls.objects.create(user=user, name=name, prefix=raw[:10], key_hash=hash_key(raw))
         return key, raw
+
+
+class UserLimits(models.Model):
+    """A user's own limits, set by staff; a blank one means the site's setting."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="limits"
+    )
+    max_concurrent_replies = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    replies_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    output_tokens_per_day = models.PositiveIntegerField(
+        null=True, blank=True, help_text="0 means no limit."
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "limits"
+
+    def __str__(self):
+        return f"limits of {self.user}"
+
+
+class DailyUsage(models.Model):
+    """The model output tokens a user's replies used on one UTC day, counted as each ends.
+
+    A ledger apart from the messages: imported history never adds to it, and deleting a
+    conversation does not give its tokens back.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="daily_usage"
+    )
+    day = models.DateField()
+    output_tokens = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "day"], name="one_usage_per_day")]
+
+    def __str__(self):
+        return f"{self.user} on {self.day}: {self.output_tokens} tokens"
 
 
 def invitation_token() -> str:

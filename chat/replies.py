@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from chat import db, events, logs, telemetry, titles
+from chat import db, events, limits, logs, telemetry, titles
 from chat.db import INTERRUPTED
 from chat.errors import BadRequest, ChatError, Conflict, TooLarge
 from chat.events import Event
@@ -63,23 +63,36 @@ async def start_reply(
     conversation = await db.conversation_for_user(user, conversation_id)
     model = check_model(model if model is not None else (conversation.model or None))
     await registry().check()  # refuse now, before anything is stored, if Redis is down
+    async with limits.admitted(user) as slot:
+        begun = await _begin(user, conversation.id, content, model, bool(replace_last))
+        return await _launch(begun, model, options, slot, started, titled)
+
+
+async def _begin(user, conversation_id: int, content: str, model: str, replace_last: bool):
+    """Store the user's message and an empty reply; Conflict while another reply runs."""
     # Asked before the transaction: no network round trip while the conversation is locked.
     dead = {
         mid
-        for mid in await db.streaming_replies(conversation.id)
+        for mid in await db.streaming_replies(conversation_id)
         if not await registry().is_running(mid)
     }
     begun = await db.begin_reply(
-        user, conversation.id, content, model, title_from(content), dead, bool(replace_last)
+        user, conversation_id, content, model, title_from(content), dead, replace_last
     )
     if begun is None:
         raise Conflict(
             "A reply is still being written in this conversation; stop it or wait.",
             code="reply_in_progress",
         )
+    return begun
+
+
+async def _launch(begun, model, options: dict, slot: limits.Slot, started, titled) -> Run:
     conversation, user_message, reply, prompt = begun
     ids = ReplyIds(reply.id, user_message.id, conversation.id)
+    options["max_tokens"] = capped_max_tokens(options.get("max_tokens"))
     run = Run(ids, provider_for(model), Generation(model, prompt, **options), started)
+    limits.hold_until_end(slot, run)
     try:
         await registry().launch(run)
     except ChatError as error:
@@ -92,13 +105,22 @@ async def start_reply(
     return run
 
 
+def capped_max_tokens(requested: int | None) -> int:
+    """The most tokens a reply may have: what the client asked, never above CHAT_MAX_NEW_TOKENS."""
+    cap = settings.CHAT_MAX_NEW_TOKENS
+    return cap if requested is None else min(requested, cap)
+
+
 async def start_completion(user, messages: list[dict], model, **options) -> Run:
     """Start a reply to a whole chat sent at once (the OpenAI-compatible door).
 
     The chat becomes a new conversation of `user`'s: titled from its first user message,
     system messages as its system prompt, earlier turns stored as complete messages. The
-    last message, the user's, then goes through `start_reply` like any other.
+    last message, the user's, then starts a reply as `start_reply` does; the limits are
+    checked before the conversation is stored.
     """
+    started = time.monotonic()
+    logs.bind(user_id=user.pk)
     model = check_model(model)
     if not messages or messages[-1].get("role") != Message.Role.USER:
         raise BadRequest("The last message must be the user's.", code="invalid_messages")
@@ -109,9 +131,12 @@ async def start_completion(user, messages: list[dict], model, **options) -> Run:
     system = "\n\n".join(m["content"] for m in earlier if m["role"] == Message.Role.SYSTEM)
     turns = [m for m in earlier if m["role"] != Message.Role.SYSTEM]
     first = next(m["content"] for m in messages if m["role"] == Message.Role.USER)
-    conversation = await db.start_conversation(user, model, title_from(first), system, turns)
-    # A script's call is no chat to find in a sidebar: no title is worth its tokens.
-    return await start_reply(user, conversation.id, content, model, titled=False, **options)
+    await registry().check()
+    async with limits.admitted(user) as slot:
+        conversation = await db.start_conversation(user, model, title_from(first), system, turns)
+        begun = await _begin(user, conversation.id, content, model, replace_last=False)
+        # A script's call is no chat to find in a sidebar: no title is worth its tokens.
+        return await _launch(begun, model, options, slot, started, titled=False)
 
 
 async def follow_run(run: Run) -> AsyncIterator[Event | None]:

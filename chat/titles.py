@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from chat.db import reads, writes
+from chat.limits.quota import count_output_tokens
 from chat.models import Conversation, Message
 from chat.providers import Generation, provider_for
 from chat.runs import Run
@@ -131,6 +132,8 @@ def _store_title(conversation_id: int, title: str, tokens: int) -> bool:
         Conversation.objects.filter(pk=conversation_id).update(
             title_tokens=F("title_tokens") + tokens, **fields
         )
+        owner = Conversation.objects.filter(pk=conversation_id).values_list("owner", flat=True)
+        count_output_tokens(owner.first(), tokens)  # the day's quota counts them too
         if not title:
             return False
         return bool(first_line.update(title=title, title_source=Conversation.TitleSource.MODEL))

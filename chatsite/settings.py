@@ -230,6 +230,12 @@ CHAT_KEEPALIVE_SECONDS = envnum("CHAT_KEEPALIVE_SECONDS", "15", kind=float, mini
 CHAT_EVENT_LOG_TTL_SECONDS = envnum("CHAT_EVENT_LOG_TTL_SECONDS", "600", kind=float)
 CHAT_MAX_CONTENT_CHARS = envnum("CHAT_MAX_CONTENT_CHARS", "32000", minimum=1)
 
+# Limits per user, all doors together (a user's own values, set by staff in the admin, win).
+CHAT_USER_MAX_CONCURRENT_REPLIES = envnum("CHAT_USER_MAX_CONCURRENT_REPLIES", "3", minimum=1)
+CHAT_USER_REPLIES_PER_MINUTE = envnum("CHAT_USER_REPLIES_PER_MINUTE", "20", minimum=1)
+# Model output tokens per user per UTC day; 0 means no limit.
+CHAT_USER_OUTPUT_TOKENS_PER_DAY = envnum("CHAT_USER_OUTPUT_TOKENS_PER_DAY", "200000")
+
 # History files: the largest import accepted (ChatGPT exports run to tens of megabytes).
 CHAT_IMPORT_MAX_BYTES = envnum("CHAT_IMPORT_MAX_BYTES", str(100 * 1024 * 1024), minimum=1)
 

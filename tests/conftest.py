@@ -29,6 +29,9 @@ def _test_settings(settings):
     settings.CHAT_FAKE_TOKENS = 40
     settings.CHAT_REDIS_PREFIX = processes.REDIS_PREFIX
     settings.CHAT_WORKER_CHANNEL = processes.WORKER_CHANNEL
+    # Tests of other things send freely; tests of the limits set them low.
+    settings.CHAT_USER_MAX_CONCURRENT_REPLIES = 1000
+    settings.CHAT_USER_REPLIES_PER_MINUTE = 1000
     providers.reset()
     yield settings
     providers.reset()
@@ -163,9 +166,11 @@ def wait_for_status(message_id: int, timeout: float = 10) -> Message:
     return message
 
 
-@pytest.fixture
-def redis_url(settings):
+@pytest.fixture(scope="session")
+def redis_url():
     """The real Redis the scale-out tests use; skipped where none runs (CI starts one)."""
+    from django.conf import settings
+
     url = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()

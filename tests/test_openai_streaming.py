@@ -72,6 +72,15 @@ def test_stopping_closes_the_upstream_connection(api, upstream, pirate_chat):
     assert 0 < len(message.content.split()) < 200
 
 
+def test_the_chat_path_always_sends_the_length_cap_upstream(api, upstream, pirate_chat, settings):
+    settings.CHAT_MAX_NEW_TOKENS = 3
+    upstream.tokens = ["One", " two", " three", " four", " five"]
+    with send(api, pirate_chat["id"], "Count to five.") as stream:
+        events = stream.all()
+    assert upstream.requests[-1].body["max_tokens"] == 3
+    assert text_of(events) == "One two three"
+
+
 def test_an_upstreams_error_body_and_address_reach_the_log_not_the_user(
     api, upstream, pirate_chat, caplog
 ):

@@ -32,9 +32,11 @@ class FakeProvider(Provider):
 
     async def stream(self, generation: Generation) -> AsyncIterator[str]:
         prompt = generation.messages[-1]["content"] if generation.messages else ""
-        count = min(generation.max_tokens or settings.CHAT_FAKE_TOKENS, settings.CHAT_FAKE_TOKENS)
+        filler = min(generation.max_tokens or settings.CHAT_FAKE_TOKENS, settings.CHAT_FAKE_TOKENS)
         pause = 1 / settings.CHAT_FAKE_TOKENS_PER_SECOND
-        for index, token in enumerate(fake_tokens(prompt, count)):
+        # An echo has as many tokens (of four characters) as it needs, up to max_tokens.
+        tokens = fake_tokens(prompt, filler)[: generation.max_tokens or None]
+        for index, token in enumerate(tokens):
             if index:
                 await asyncio.sleep(pause)
             if prompt.startswith("fail") and index == 3:

@@ -98,14 +98,15 @@ class OpenAIProvider(Provider):
 
 def request_params(generation: Generation) -> dict:
     """The create() arguments: only standard ones, and optional ones only when set."""
+    cap = settings.CHAT_MAX_NEW_TOKENS
     params = {
         "model": generation.model,
         "messages": generation.messages,
         "stream": True,
         "stream_options": {"include_usage": True},
+        # Always a cap: an upstream's own default may be the whole context, on the bill.
+        "max_tokens": min(generation.max_tokens or cap, cap),
     }
-    if generation.max_tokens is not None:
-        params["max_tokens"] = generation.max_tokens
     if generation.temperature is not None:
         params["temperature"] = generation.temperature
     if generation.stop_sequences:

@@ -7,6 +7,7 @@ import contextlib
 import contextvars
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -51,6 +52,8 @@ class Run:
         self._last_flush = float("-inf")
         self._flush_handle: asyncio.TimerHandle | None = None
         self._first_token: float | None = None
+        # Awaited as the reply ends, before anyone hears it did (the limits count its tokens).
+        self.on_finish: Callable[[Run], Awaitable[None]] | None = None
 
     @property
     def content(self) -> str:
@@ -136,8 +139,16 @@ class Run:
         except Exception:
             logger.exception("reply %s could not be saved", self.ids.message_id)
             error = error or SAVE_ERROR
+        await self._finishing()
         self._end(final, error)
         telemetry.reply_ended(self, final, error)
+
+    async def _finishing(self) -> None:
+        try:
+            if self.on_finish:
+                await self.on_finish(self)
+        except Exception:
+            logger.exception("reply %s: on_finish failed", self.ids.message_id)
 
     async def _generate(self) -> tuple[str, ProviderError | None]:
         """Run the provider to its end; say how it ended."""

@@ -27,6 +27,8 @@ ERROR_TEXT = {
     405: "Another method is needed.",
     409: "One reply at a time per conversation.",
     413: "A body, or a part of it, over its limit.",
+    429: "A per-user limit: too many replies at once or per minute, or the day's tokens spent; "
+    "`Retry-After` says when to try again.",
     500: "The reply failed.",
     503: "A service this one needs is down.",
 }

@@ -98,7 +98,7 @@ OPERATIONS = [
         "Send a message; the answer is the reply's event stream.",
         ok(r.EVENT_STREAM, media=EVENTS),
         body=bodies.new_message,
-        errors=(404, 409, 503),
+        errors=(404, 409, 429, 503),
     ),
     Operation(
         "GET",
@@ -169,7 +169,7 @@ OPERATIONS = [
         {200: {JSON: r.V1_COMPLETION, EVENTS: r.EVENT_STREAM}},
         body=bodies.chat_completion,
         # 500: the reply failed (kept, failed, in the history); the code says why.
-        errors=(404, 500, 503),
+        errors=(404, 429, 500, 503),
         auth="v1",
     ),
 ]

@@ -14,7 +14,13 @@ def _object(properties: dict, required: list[str] | None = None) -> dict:
 
 
 ERROR = _object(
-    {"error": _object({"code": STRING, "message": STRING})},
+    {
+        "error": _object(
+            # retry_after: a 429's seconds to wait, as its Retry-After header says.
+            {"code": STRING, "message": STRING, "retry_after": INTEGER},
+            required=["code", "message"],
+        )
+    },
 )
 OPENAI_ERROR = _object(
     {

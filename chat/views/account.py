@@ -7,7 +7,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from chat import api_keys, dashboard, imports
+from chat import api_keys, dashboard, imports, limits
 from chat.errors import ChatError, NotFound
 from chat.models import ApiKey
 from chat.usage import usage_for
@@ -33,6 +33,7 @@ def _page(request, form=None, new_key=None, status=200):
         "new_key": new_key,
         "usage": usage_for(request.user),
         "usage_chart": dashboard.account_chart(request.user),
+        "today": limits.today_for(request.user),
         **shares_context(request.user),
     }
     return render(request, "account/account.html", context, status=status)

@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from chat import completions, replies
 from chat.auth import bearer_user
 from chat.db import reads
-from chat.errors import ChatError, MethodNotAllowed
+from chat.errors import ChatError, LimitExceeded, MethodNotAllowed
 from chat.providers import available_models
 from chat.schema import bodies
 
@@ -25,6 +25,12 @@ def openai_error(error: ChatError) -> JsonResponse:
     response = JsonResponse(completions.error_body(error), status=error.status)
     # Retrying would store the chat a second time; the client should decide, not its SDK.
     response["X-Should-Retry"] = "false"
+    if isinstance(error, LimitExceeded):
+        response["Retry-After"] = str(error.retry_after)
+        # Refused by a limit, nothing was stored: the SDK may retry after Retry-After, unless
+        # that is hours away (the day's quota).
+        retry = error.code != "quota_exceeded"
+        response["X-Should-Retry"] = "true" if retry else "false"
     return response
 
 

@@ -2,11 +2,23 @@
 
 /** An error answer from the API: `code` and `message` come from its JSON body. */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter; // seconds, from a 429's Retry-After
   }
+}
+
+/** The words for an error; a limit's refusal also says when to send again, in local time. */
+export function describeError(error) {
+  const message = error?.message || String(error);
+  if (!(error instanceof ApiError) || error.status !== 429 || !error.retryAfter) return message;
+  if (error.code === "too_many_replies") return message; // when one ends, which nobody knows
+  const at = new Date(Date.now() + error.retryAfter * 1000);
+  const time = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const day = at.toDateString() === new Date().toDateString() ? "" : " tomorrow";
+  return `${message} You can send again${day} at ${time}.`;
 }
 
 function csrfToken() {
@@ -21,6 +33,7 @@ async function errorFrom(response) {
     response.status,
     error.code || "http_error",
     error.message || `The server answered ${response.status}.`,
+    Number(response.headers.get("Retry-After")) || null,
   );
 }
 

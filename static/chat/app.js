@@ -1,6 +1,6 @@
 // The chat page: wires the sidebar, the thread, the composer and the replies together.
 // Data reaches this script through data- attributes only; the page has no inline script.
-import { json } from "./api.js";
+import { describeError, json } from "./api.js";
 import { copyText, handleCodeCopies } from "./copy.js";
 import { fillIcons } from "./icons.js";
 import { PersonaDialog, personaName } from "./persona.js";
@@ -66,7 +66,7 @@ function announce(text) {
 }
 
 function showError(error) {
-  els.banner.querySelector("span").textContent = error?.message || String(error);
+  els.banner.querySelector("span").textContent = describeError(error);
   els.banner.hidden = false;
 }
 

@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from chat import exports
+from chat.branches import version_marks
 from chat.models import ApiKey, Conversation, Invitation, Message, TranscriptView, UserLimits
 from chat.usage import usage_for
 from chat.views.download import download_response
@@ -28,13 +29,29 @@ def usage_url(user) -> str:
 
 
 class MessageInline(admin.TabularInline):
-    """The transcript, read-only: staff review conversations, they do not edit them."""
+    """The transcript, read-only: staff review conversations, they do not edit them.
+
+    It holds every version of every message (edits, regenerations), each marked with
+    its version number, its parent, and whether it is on the branch the user sees.
+    """
 
     model = Message
     extra = 0
     can_delete = False
-    fields = ["created_at", "role", "status", "content", "model", "ttft_ms", "output_tokens"]
+    fields = [
+        "created_at", "role", "status", "content", "model", "ttft_ms", "output_tokens",
+        "parent", "version",
+    ]  # fmt: skip
     readonly_fields = fields
+
+    def get_formset(self, request, obj=None, **kwargs):
+        # One read of the tree per page, not one per message.
+        self.marks = version_marks(obj) if obj is not None else {}
+        return super().get_formset(request, obj, **kwargs)
+
+    @admin.display(description="version")
+    def version(self, message):
+        return self.marks.get(message.pk, "")
 
     def has_add_permission(self, request, obj=None):
         return False

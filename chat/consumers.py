@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from chat import db, replies
+from chat import branches, db, replies
 from chat.auth import session_user
 from chat.db import reads
 from chat.errors import BadRequest, ChatError
@@ -72,7 +72,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             self.conversation_id,
             content.get("content"),
             content.get("model"),
-            replace_last=content.get("replace_last") is True,
+            parent=branches.check_parent_id(content),
         )
         self._pump(await replies.follow_run(run))
 

@@ -19,7 +19,8 @@ from datetime import timedelta
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from chat.errors import NotFound, Unavailable
+from chat import branches
+from chat.errors import BadRequest, NotFound, Unavailable
 from chat.models import Conversation, Message
 from chat.prompt import history
 
@@ -93,44 +94,82 @@ def streaming_replies(conversation_id: int) -> list[int]:
 def begin_reply(
     user,
     conversation_id: int,
-    content: str,
     model: str,
-    title: str,
     dead: set[int],
-    replace_last: bool = False,
+    content: str,
+    title: str,
+    parent=branches.CURRENT_LEAF,
 ) -> tuple[Conversation, Message, Message, list[dict]] | None:
     """Store the user's message and an empty streaming reply; return them with the prompt.
 
+    `parent` places the question in the tree (`chat.branches`): after the current leaf,
+    as a new version of the last question, or after any reply (an edit of a question).
     Streaming replies in `dead` (nobody writes them any more) are marked failed; any other
     streaming reply means the conversation is busy, and then nothing is stored: None.
-    With `replace_last`, the last user message and everything after it are deleted
-    first: that is how a reply is regenerated, or the last question edited.
     """
     with transaction.atomic():
-        conversation = (
-            Conversation.objects.for_user(user)
-            .select_for_update()
-            .filter(pk=conversation_id)
-            .first()
-        )
+        conversation = _open_for_reply(user, conversation_id, dead)
         if conversation is None:
-            raise NotFound("No such conversation.")
-        streaming = set(conversation.messages.streaming().values_list("pk", flat=True))
-        if streaming - dead:
             return None
-        _fail_interrupted(streaming)
-        prior = list(conversation.messages.all())
-        if replace_last:
-            prior = _drop_last_turn(conversation, prior)
-        user_message = conversation.messages.create(role=Message.Role.USER, content=content)
-        reply = conversation.messages.create(
-            role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, model=model
+        tree = branches.Tree.of(conversation)
+        after = branches.parent_for(tree, conversation, parent)
+        question = conversation.messages.create(
+            role=Message.Role.USER, content=content, parent=after
         )
-        conversation.model = model
+        reply, prompt = _add_reply(conversation, [*tree.path_to(after), question], model)
         conversation.title = conversation.title or title
-        conversation.save(update_fields=["model", "title", "updated_at"])
-    prompt = history(conversation.system_prompt, [*prior, user_message])
-    return conversation, user_message, reply, prompt
+        conversation.save(update_fields=["model", "title", "current_message", "updated_at"])
+    return conversation, question, reply, prompt
+
+
+@writes
+def begin_regeneration(
+    user, conversation_id: int, model: str, dead: set[int], message_id: int
+) -> tuple[Conversation, Message, Message, list[dict]] | None:
+    """Store an empty streaming reply beside reply `message_id`, to the same question.
+
+    None, storing nothing, while another reply is being written (as `begin_reply`).
+    """
+    with transaction.atomic():
+        conversation = _open_for_reply(user, conversation_id, dead)
+        if conversation is None:
+            return None
+        tree = branches.Tree.of(conversation)
+        old = tree.by_id.get(message_id)
+        if old is None or old.role != Message.Role.ASSISTANT:
+            raise BadRequest("Only a reply can be regenerated.", code="not_a_reply")
+        question = tree.by_id.get(old.parent_id)
+        if question is None or question.role != Message.Role.USER:
+            raise BadRequest("This reply answers no question to ask again.", code="not_a_reply")
+        reply, prompt = _add_reply(conversation, tree.path_to(question), model)
+        conversation.save(update_fields=["model", "current_message", "updated_at"])
+    return conversation, question, reply, prompt
+
+
+def _open_for_reply(user, conversation_id: int, dead: set[int]) -> Conversation | None:
+    """The conversation, locked; None while a reply is still being written in it."""
+    conversation = (
+        Conversation.objects.for_user(user).select_for_update().filter(pk=conversation_id).first()
+    )
+    if conversation is None:
+        raise NotFound("No such conversation.")
+    streaming = set(conversation.messages.streaming().values_list("pk", flat=True))
+    if streaming - dead:
+        return None
+    _fail_interrupted(streaming)
+    return conversation
+
+
+def _add_reply(
+    conversation: Conversation, branch: list[Message], model: str
+) -> tuple[Message, list[dict]]:
+    """An empty streaming reply to the branch's last message, made the current leaf."""
+    reply = conversation.messages.create(
+        role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, model=model, parent=branch[-1]
+    )
+    conversation.model = model
+    conversation.current_message = reply
+    return reply, history(conversation.system_prompt, branch)
 
 
 def _fail_interrupted(message_ids) -> int:
@@ -139,14 +178,6 @@ def _fail_interrupted(message_ids) -> int:
         .filter(pk__in=message_ids)
         .update(status=Message.Status.FAILED, error=INTERRUPTED, error_code=INTERRUPTED_CODE)
     )
-
-
-def _drop_last_turn(conversation: Conversation, prior: list[Message]) -> list[Message]:
-    users = [i for i, message in enumerate(prior) if message.role == Message.Role.USER]
-    if not users:
-        return prior
-    conversation.messages.filter(pk__gte=prior[users[-1]].pk).delete()
-    return prior[: users[-1]]
 
 
 @reads
@@ -171,10 +202,13 @@ def start_conversation(
         conversation = Conversation.objects.create(
             owner=user, model=model, title=title, system_prompt=system_prompt
         )
-        Message.objects.bulk_create(
-            Message(conversation=conversation, role=turn["role"], content=turn["content"])
-            for turn in turns
-        )
+        parent = None
+        for turn in turns:
+            parent = conversation.messages.create(
+                role=turn["role"], content=turn["content"], parent=parent
+            )
+        conversation.current_message = parent
+        conversation.save(update_fields=["current_message"])
     return conversation
 
 
@@ -214,15 +248,6 @@ def conversation_for_user(user, conversation_id: int) -> Conversation:
     if conversation is None:
         raise NotFound("No such conversation.")
     return conversation
-
-
-@reads
-def previous_user_message_id(message: Message) -> int | None:
-    """The id of the user message a reply answers."""
-    earlier = Message.objects.filter(
-        conversation_id=message.conversation_id, role=Message.Role.USER, pk__lt=message.pk
-    )
-    return earlier.order_by("-pk").values_list("pk", flat=True).first()
 
 
 @reads

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from chat.branches import Tree
 from chat.errors import BadRequest, NotFound
 from chat.models import Conversation, Message
 from chat.serializers import conversation_json, message_json
@@ -148,12 +149,18 @@ def _jsonl(threads: Iterator[Thread]) -> Iterator[str]:
 
 
 def _markdown(threads: Iterator[Thread]) -> Iterator[str]:
+    # For reading: the branch the user sees. Other versions are in the JSON export.
     for index, (conversation, messages) in enumerate(threads):
         if index:
             yield "\n---\n\n"
         yield _markdown_head(conversation)
-        for message in messages:
+        tree = Tree.from_messages(messages)
+        branch = tree.current_branch(conversation)
+        for message in branch:
             yield _markdown_message(message)
+        if len(branch) < len(tree.by_id):
+            hidden = len(tree.by_id) - len(branch)
+            yield f"*{hidden} messages of other branches are left out; JSON has them all.*\n\n"
 
 
 def _when(moment) -> str:

@@ -55,6 +55,13 @@ class Conversation(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     flagged = models.BooleanField(default=False, db_index=True, help_text="Marked for review.")
+    # The leaf of the branch shown and continued; null: the newest message's branch.
+    current_message = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Per-chat settings; null: the model's and the site's defaults.
+    temperature = models.FloatField(null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
     # Set while an import writes the conversation, a batch at a time; until it is cleared,
     # the conversation is hidden from every listing, search, export and door.
     importing_since = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
@@ -91,6 +98,10 @@ class Message(models.Model):
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    # A conversation is a tree: an edited question or a regenerated reply is a sibling.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True, default="")

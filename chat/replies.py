@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from chat import db, events, limits, logs, telemetry, titles
+from chat import branches, db, events, limits, logs, telemetry, titles, tuning
 from chat.db import INTERRUPTED
 from chat.errors import BadRequest, ChatError, Conflict, TooLarge
 from chat.events import Event
@@ -49,36 +50,54 @@ def check_model(model) -> str:
 
 
 async def start_reply(
-    user, conversation_id: int, content, model=None, replace_last=False, titled=True, **options
+    user,
+    conversation_id: int,
+    content,
+    model=None,
+    parent=branches.CURRENT_LEAF,
+    titled=True,
+    **options,
 ) -> Run:
     """Store the user's message and start the model's reply as a run; return the run.
 
-    `replace_last` first drops the last user message and what followed it (regenerate,
-    or edit the last question and resend). `titled`: after a first reply, the model
-    writes the conversation's title.
+    `parent` places the message in the conversation's tree (`chat.branches`): after the
+    current leaf, as a new version of the last question, or after any reply (an edit).
+    `titled`: after a first reply, the model writes the conversation's title.
     """
+    content = clean_content(content)
+    store = functools.partial(
+        db.begin_reply, content=content, title=title_from(content), parent=parent
+    )
+    return await _start(user, conversation_id, model, store, titled, options)
+
+
+async def regenerate_reply(user, message_id: int, model=None, **options) -> Run:
+    """Start a new version of reply `message_id`, to the same question; return the run."""
+    message = await db.message_for_user(user, message_id)
+    store = functools.partial(db.begin_regeneration, message_id=message_id)
+    return await _start(user, message.conversation_id, model, store, True, options)
+
+
+async def _start(user, conversation_id: int, model, store, titled: bool, options: dict) -> Run:
     started = time.monotonic()
     logs.bind(user_id=user.pk)
-    content = clean_content(content)
     conversation = await db.conversation_for_user(user, conversation_id)
     model = check_model(model if model is not None else (conversation.model or None))
     await registry().check()  # refuse now, before anything is stored, if Redis is down
     async with limits.admitted(user) as slot:
-        begun = await _begin(user, conversation.id, content, model, bool(replace_last))
+        begun = await _begin(user, conversation.id, model, store)
         return await _launch(begun, model, options, slot, started, titled)
 
 
-async def _begin(user, conversation_id: int, content: str, model: str, replace_last: bool):
-    """Store the user's message and an empty reply; Conflict while another reply runs."""
+async def _begin(user, conversation_id: int, model: str, store):
+    """Store the message(s) with `store` (a db.begin_*); Conflict while another reply runs."""
     # Asked before the transaction: no network round trip while the conversation is locked.
     dead = {
         mid
         for mid in await db.streaming_replies(conversation_id)
         if not await registry().is_running(mid)
     }
-    begun = await db.begin_reply(
-        user, conversation_id, content, model, title_from(content), dead, replace_last
-    )
+    begun = await store(user, conversation_id, model, dead)
     if begun is None:
         raise Conflict(
             "A reply is still being written in this conversation; stop it or wait.",
@@ -88,8 +107,9 @@ async def _begin(user, conversation_id: int, content: str, model: str, replace_l
 
 
 async def _launch(begun, model, options: dict, slot: limits.Slot, started, titled) -> Run:
-    conversation, user_message, reply, prompt = begun
-    ids = ReplyIds(reply.id, user_message.id, conversation.id)
+    conversation, question, reply, prompt = begun
+    ids = ReplyIds(reply.id, question.id, conversation.id)
+    options = tuning.options_for(conversation, options)
     options["max_tokens"] = capped_max_tokens(options.get("max_tokens"))
     run = Run(ids, provider_for(model), Generation(model, prompt, **options), started)
     limits.hold_until_end(slot, run)
@@ -135,7 +155,8 @@ async def start_completion(user, messages: list[dict], model, **options) -> Run:
     await registry().check()
     async with limits.admitted(user) as slot:
         conversation = await db.start_conversation(user, model, title_from(first), system, turns)
-        begun = await _begin(user, conversation.id, content, model, replace_last=False)
+        store = functools.partial(db.begin_reply, content=content, title=title_from(content))
+        begun = await _begin(user, conversation.id, model, store)
         # A script's call is no chat to find in a sidebar: no title is worth its tokens.
         return await _launch(begun, model, options, slot, started, titled=False)
 
@@ -186,13 +207,11 @@ async def _replay_stored(message: Message, after_seq: int) -> AsyncIterator[Even
     """
     mid = message.id
     if after_seq < 0:
-        user_message_id = await db.previous_user_message_id(message)
-        model = message.model
         yield Event(
             mid,
             0,
             events.START,
-            events.start_data(mid, user_message_id, message.conversation_id, model),
+            events.start_data(mid, message.parent_id, message.conversation_id, message.model),
         )
         yield Event(mid, 1, events.DELTA, events.delta_data(message.content))
         after_seq = 1

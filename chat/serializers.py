@@ -1,5 +1,6 @@
 """Conversations and messages as the API shows them."""
 
+from chat.branches import current_branch
 from chat.models import Conversation, Message
 
 
@@ -12,12 +13,16 @@ def conversation_json(conversation: Conversation) -> dict:
         "system_prompt": conversation.system_prompt,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
+        "current_message_id": conversation.current_message_id,
+        "temperature": conversation.temperature,
+        "max_tokens": conversation.max_tokens,
     }
 
 
 def message_json(message: Message) -> dict:
     return {
         "id": message.id,
+        "parent_id": message.parent_id,
         "role": message.role,
         "content": message.content,
         "status": message.status,
@@ -31,5 +36,6 @@ def message_json(message: Message) -> dict:
 
 
 def conversation_with_messages(conversation: Conversation) -> dict:
-    messages = [message_json(m) for m in conversation.messages.all()]
+    """The conversation with its current branch, root to leaf; each message with its versions."""
+    messages = [{**message_json(m), "siblings": ids} for m, ids in current_branch(conversation)]
     return {**conversation_json(conversation), "messages": messages}

@@ -6,6 +6,7 @@ import secrets
 
 from django.db import transaction
 
+from chat.branches import Tree
 from chat.errors import NotFound
 from chat.models import Conversation, Message, SharedLink
 
@@ -21,8 +22,8 @@ def _owned(user, conversation_id: int) -> Conversation:
 
 
 def current_branch(conversation: Conversation) -> list[Message]:
-    """The messages a reader of the conversation sees now, oldest first."""
-    return list(conversation.messages.all())
+    """The messages a reader of the conversation sees now: its current branch, oldest first."""
+    return Tree.of(conversation).current_branch(conversation)
 
 
 def snapshot(messages: list[Message]) -> list[dict]:

@@ -42,6 +42,11 @@ urlpatterns = [
     path("api/messages/<id:message_id>/stream", stream.message_stream, name="api-stream"),
     path("api/messages/<id:message_id>/stop", stream.stop_message, name="api-stop"),
     path(
+        "api/messages/<id:message_id>/regenerate",
+        stream.regenerate_message,
+        name="api-regenerate",
+    ),
+    path(
         "api/conversations/<id:conversation_id>/export",
         history.export_conversation,
         name="api-export-conversation",

@@ -13,7 +13,7 @@ import pytest
 import redis
 import uvicorn
 
-from chat import db, providers
+from chat import db, providers, titles
 from chat.models import ApiKey, Conversation, Message
 from tests import processes
 from tests.openai_upstream import OpenAIUpstream
@@ -142,6 +142,12 @@ def upstream(settings):
         yield server
 
 
+def replies_asked(upstream) -> list[dict]:
+    """The bodies of the upstream requests for replies (not for titles), in order."""
+    asked = [r.body for r in upstream.requests if r.body and "messages" in r.body]
+    return [body for body in asked if body["messages"][0]["content"] != titles.INSTRUCTION]
+
+
 @pytest.fixture
 def conversation(api):
     """A new conversation of alice's on the fake model."""
@@ -197,9 +203,11 @@ def make_conversation(owner, title: str, turns: list[tuple], **fields) -> Conver
     conversation = Conversation.objects.create(
         owner=owner, title=title, model="fake", created_at=at(0), **fields
     )
+    parent = None
     for minute, (role, content, status) in enumerate(turns, start=1):
         reply = role == "assistant"
-        conversation.messages.create(
+        parent = conversation.messages.create(
+            parent=parent,
             role=role,
             content=content,
             status=status,
@@ -210,7 +218,9 @@ def make_conversation(owner, title: str, turns: list[tuple], **fields) -> Conver
             duration_ms=400 + minute if reply else None,
             error="The fake model failed, as asked." if status == "failed" else "",
         )
-    Conversation.objects.filter(pk=conversation.pk).update(updated_at=at(len(turns)))
+    Conversation.objects.filter(pk=conversation.pk).update(
+        updated_at=at(len(turns)), current_message=parent
+    )
     conversation.refresh_from_db()
     return conversation
 

@@ -50,8 +50,10 @@ def test_it_searches_titles_and_message_text(api, alice):
 
 def test_it_reads_a_conversation_with_its_messages(api, alice):
     conversation = Conversation.objects.create(owner=alice, model="fake")
-    conversation.messages.create(role="user", content="Hi")
-    conversation.messages.create(role="assistant", content="Hello", ttft_ms=80, output_tokens=2)
+    hi = conversation.messages.create(role="user", content="Hi")
+    conversation.messages.create(
+        role="assistant", content="Hello", ttft_ms=80, output_tokens=2, parent=hi
+    )
     body = api.get(f"/api/conversations/{conversation.id}").json()
     assert [(m["role"], m["content"]) for m in body["messages"]] == [
         ("user", "Hi"),
@@ -59,7 +61,7 @@ def test_it_reads_a_conversation_with_its_messages(api, alice):
     ]
     assert set(body["messages"][1]) == {
         "id", "role", "content", "status", "model", "created_at",
-        "ttft_ms", "output_tokens", "duration_ms", "error",
+        "ttft_ms", "output_tokens", "duration_ms", "error", "parent_id", "siblings",
     }  # fmt: skip
 
 

@@ -87,13 +87,112 @@ def test_our_export_round_trips_every_conversation_message_and_time(
     again = bob_api.get("/api/export").json()
     assert len(again["conversations"]) == 2
 
-    def comparable(conversation):
-        messages = [{**m, "id": None} for m in conversation["messages"]]
-        return {**conversation, "id": None, "owner": None, "messages": messages}
-
     assert [comparable(c) for c in again["conversations"]] == [
         comparable(c) for c in exported["conversations"]
     ]
+
+
+def comparable(conversation: dict) -> dict:
+    """An exported conversation with its ids replaced by positions in the file."""
+    position = {m["id"]: index for index, m in enumerate(conversation["messages"])}
+    messages = [
+        {**m, "id": None, "parent_id": position.get(m["parent_id"])}
+        for m in conversation["messages"]
+    ]
+    current = position.get(conversation["current_message_id"])
+    return {
+        **conversation,
+        "id": None,
+        "owner": None,
+        "current_message_id": current,
+        "messages": messages,
+    }
+
+
+def test_a_tree_comes_back_as_the_same_tree(api, bob_api, bob):
+    conversation = api.post("/api/conversations", json={"model": "fake"}).json()
+    cid = conversation["id"]
+    for text in ("echo one", "echo two"):
+        api.post(f"/api/conversations/{cid}/messages", json={"content": text}).read()
+    first = api.get(f"/api/conversations/{cid}").json()["messages"]
+    api.post(f"/api/messages/{first[1]['id']}/regenerate").read()
+    body = {"content": "echo two, edited", "parent_id": first[1]["id"]}
+    api.post(f"/api/conversations/{cid}/messages", json=body).read()
+    api.patch(f"/api/conversations/{cid}", json={"current_message_id": first[3]["id"]})
+    exported = api.get(f"/api/conversations/{cid}/export").json()
+    assert len(exported["conversations"][0]["messages"]) == 7
+
+    assert bob_api.post("/api/import", json=exported).status_code == 201
+    again = bob_api.get("/api/export").json()
+    # (The model titles the original in the background; which title it has is not the point.)
+    skip = {"title", "title_source"}
+    copy, original = (
+        {k: v for k, v in comparable(c["conversations"][0]).items() if k not in skip}
+        for c in (again, exported)
+    )
+    assert copy == original
+    [copy] = bob_api.get("/api/conversations").json()["conversations"]
+    branch = bob_api.get(f"/api/conversations/{copy['id']}").json()["messages"]
+    assert [m["content"] for m in branch] == ["echo one", "one", "echo two", "two"]
+    assert [len(m["siblings"]) for m in branch] == [1, 2, 2, 1]
+
+
+def test_an_export_from_before_branches_imports_as_one_branch(api, alice):
+    conversation = {
+        "title": "Old",
+        "model": "fake",
+        "created_at": "2025-03-01T09:00:00Z",
+        "updated_at": "2025-03-01T09:02:00Z",
+        "messages": [
+            {"role": role, "content": text, "status": "complete", "created_at": when}
+            for role, text, when in [
+                ("user", "Hi", "2025-03-01T09:01:00Z"),
+                ("assistant", "Hello", "2025-03-01T09:02:00Z"),
+            ]
+        ],
+    }
+    response = api.post("/api/import", json={"conversations": [conversation]})
+    assert response.status_code == 201, response.text
+    [cid] = response.json()["conversations"]
+    branch = api.get(f"/api/conversations/{cid}").json()["messages"]
+    assert [m["content"] for m in branch] == ["Hi", "Hello"]
+    assert branch[1]["parent_id"] == branch[0]["id"]
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"parent_id": 999_999}, "parent_id 999999 is not a message of it"),
+        ({"parent_id": "one"}, "parent_id must be a message id"),
+        ({"id": "x"}, "id must be a message id"),
+    ],
+)
+def test_a_broken_tree_is_refused_and_imports_nothing(api, alices_history, change, problem):
+    exported = api.get("/api/export").json()
+    exported["conversations"][0]["messages"][2].update(change)
+    before = Message.objects.count()
+    response = api.post("/api/import", json=exported)
+    assert response.status_code == 400
+    assert problem in response.json()["error"]["message"]
+    assert Message.objects.count() == before
+
+
+def test_a_loop_of_parents_is_refused(api, alices_history):
+    exported = api.get("/api/export").json()
+    messages = exported["conversations"][0]["messages"]
+    messages[0]["parent_id"] = messages[3]["id"]
+    response = api.post("/api/import", json=exported)
+    assert response.status_code == 400
+    assert "form a loop" in response.json()["error"]["message"]
+
+
+def test_per_chat_settings_travel_with_the_export(api, bob_api, alices_history):
+    cid = alices_history[0].id
+    api.patch(f"/api/conversations/{cid}", json={"temperature": 0.3, "max_tokens": 7})
+    exported = api.get(f"/api/conversations/{cid}/export").json()
+    bob_api.post("/api/import", json=exported)
+    [copy] = bob_api.get("/api/conversations").json()["conversations"]
+    assert (copy["temperature"], copy["max_tokens"]) == (0.3, 7)
 
 
 def test_it_imports_a_single_conversations_export_as_a_form_upload(api, alices_history):
@@ -106,12 +205,23 @@ def test_it_imports_a_single_conversations_export_as_a_form_upload(api, alices_h
     assert [m.status for m in copy.messages.all()] == ["complete"] * 3 + ["stopped"]
 
 
-def test_it_imports_chatgpts_visible_branch(api, alice):
+def test_it_imports_every_branch_of_chatgpts_mapping(api, alice):
     response = api.post("/api/import", json=chatgpt_export())
     assert response.status_code == 201, response.text
-    assert response.json()["messages"] == 6
+    assert response.json()["messages"] == 8
     star_wars, short = imported(alice)
-    messages = list(star_wars.messages.all())
+    shown = api.get(f"/api/conversations/{star_wars.id}").json()["messages"]
+    assert [m["content"] for m in shown] == [
+        "Hello there",
+        "General Kenobi!",
+        "Show me a lightsaber",
+        "Here it is.",
+    ], "ChatGPT's current node is the current branch"
+    assert [len(m["siblings"]) for m in shown] == [1, 1, 2, 1]
+    edited = Message.objects.get(pk=shown[2]["siblings"][0])
+    assert edited.content == "the question before the edit"
+    assert edited.children.get().content == "an answer on the abandoned branch"
+    messages = [Message.objects.get(pk=m["id"]) for m in shown]
     assert [(m.role, m.content) for m in messages] == [
         ("user", "Hello there"),
         ("assistant", "General Kenobi!"),
@@ -128,6 +238,22 @@ def test_it_imports_chatgpts_visible_branch(api, alice):
     assert star_wars.updated_at.timestamp() == START + 600
     assert short.system_prompt == "Be brief."
     assert [m.content for m in short.messages.all()] == ["Hi", "Hello."]
+
+
+def test_without_a_current_node_the_newest_chatgpt_branch_is_current(api, alice):
+    data = chatgpt_export()[:1]
+    del data[0]["current_node"]
+    [cid] = api.post("/api/import", json=data).json()["conversations"]
+    shown = api.get(f"/api/conversations/{cid}").json()["messages"]
+    assert shown[-1]["content"] == "Here it is."
+
+
+def test_a_loop_in_chatgpts_mapping_is_refused(api):
+    data = chatgpt_export()[1:]
+    data[0]["mapping"]["r"]["parent"] = "b"
+    response = api.post("/api/import", json=data)
+    assert response.status_code == 400
+    assert "form a loop" in response.json()["error"]["message"]
 
 
 def test_it_imports_chatgpts_zip_as_downloaded(api, alice):
@@ -202,10 +328,10 @@ def test_a_failure_while_storing_leaves_nothing_behind(alice, alices_history, mo
 
     def add_then_break(conversation_id, messages):
         calls.append(conversation_id)
-        add_messages(conversation_id, messages[:1])
+        first = add_messages(conversation_id, messages[:1])
         if len(calls) == 2:
             raise RuntimeError("the disk is full")
-        add_messages(conversation_id, messages[1:])
+        return first + add_messages(conversation_id, messages[1:])
 
     monkeypatch.setattr(store, "add_messages", add_then_break)
     before = (Conversation.objects.count(), Message.objects.count())

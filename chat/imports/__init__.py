@@ -66,7 +66,8 @@ def import_history(user, data) -> ImportResult:
     try:
         for record in records:
             ids.append(store.create_hidden(user, record))
-            store.add_messages(ids[-1], record.messages)
+            rows = store.add_messages(ids[-1], record.messages)
+            store.link_tree(ids[-1], record, rows)
         store.reveal(ids)
     except BaseException:
         store.remove(ids)

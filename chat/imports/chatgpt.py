@@ -1,9 +1,10 @@
 """ChatGPT's `conversations.json` (Settings → Data controls → Export data).
 
 Each conversation is a tree of message nodes (`mapping`), because an edited question
-or a regenerated answer starts a new branch. The branch shown in ChatGPT is the
-path from the root to `current_node`; that is the one imported. Tool calls, hidden
-messages and non-text content (images, code runs) are left out.
+or a regenerated answer starts a new branch. Every branch is imported; the one shown
+in ChatGPT, from the root to `current_node`, becomes the current branch. Tool calls,
+hidden messages and non-text content (images, code runs) are left out: a message
+below one of them hangs from the nearest message kept above it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def looks_like(data) -> bool:
 
 
 def parse(data: list) -> list[ConversationRecord]:
-    """The visible branch of every conversation; InvalidImport names the first problem."""
+    """Every conversation, all its branches; InvalidImport names the first problem."""
     return [_conversation(item, f"conversation {index + 1}") for index, item in enumerate(data)]
 
 
@@ -41,19 +42,28 @@ def _conversation(item, where: str) -> ConversationRecord:
     if not isinstance(mapping, dict) or not all(isinstance(n, dict) for n in mapping.values()):
         raise InvalidImport(f"{where} has no 'mapping' of message nodes.")
     created = _time(item.get("create_time"), where, "create_time") or datetime.now(UTC)
+    current = _get(item, "current_node", str, where)
+    if current is not None and current not in mapping:
+        raise InvalidImport(f"{where}: 'current_node' {current!r} is not in its 'mapping'.")
     system, messages = [], []
-    for node_id, node in _branch(mapping, _get(item, "current_node", str, where), where):
-        message = _get(node, "message", dict, f"{where}, node {node_id!r}")
+    kept: dict[str, MessageRecord | None] = {}  # node id -> the nearest message kept, up
+    for node_id, shown_parent in _walk(mapping, where):
+        message = _get(mapping[node_id], "message", dict, f"{where}, node {node_id!r}")
         text, role = _text(message, f"{where}, node {node_id!r}: message") if message else ("", "")
+        parent = kept[node_id] = kept.get(shown_parent)
         if not text:
             continue
         if role == "system":
             system.append(text)
             continue
-        previous = messages[-1].created_at if messages else created
+        previous = parent.created_at if parent else created
         moment = _time(message.get("create_time"), where, "create_time") or previous
-        messages.append(_message(message, role, text, max(moment, previous), where))
+        record = _message(message, role, text, max(moment, previous), where)
+        record.key, record.parent_key = node_id, parent.key if parent else None
+        kept[node_id] = record
+        messages.append(record)
     updated = _time(item.get("update_time"), where, "update_time")
+    leaf = kept.get(current) if current is not None else None
     return ConversationRecord(
         title=(_get(item, "title", str, where) or "")[:TITLE_LIMIT],
         # ChatGPT's models are not served here; the conversation goes on with ours.
@@ -62,39 +72,35 @@ def _conversation(item, where: str) -> ConversationRecord:
         created_at=created,
         updated_at=max([created, updated or created, *(m.created_at for m in messages)]),
         messages=messages,
+        current_key=leaf.key if leaf else None,
     )
 
 
-def _branch(mapping: dict, current: str | None, where: str) -> list[tuple[str, dict]]:
-    """(id, node) from the root down to `current` (or down the latest replies)."""
-    if current is None:
-        return _latest_branch(mapping, where)
-    if current not in mapping:
-        raise InvalidImport(f"{where}: 'current_node' {current!r} is not in its 'mapping'.")
-    path, seen, node_id = [], set(), current
-    while node_id is not None and node_id in mapping:
-        if node_id in seen:
-            raise InvalidImport(f"{where}: its message nodes form a loop.")
-        seen.add(node_id)
-        path.append((node_id, mapping[node_id]))
-        node_id = _get(mapping[node_id], "parent", str, f"{where}, node {node_id!r}")
-    return path[::-1]
+def _walk(mapping: dict, where: str):
+    """Every node id with its parent's, parents first, siblings oldest first."""
+    children: dict[str | None, list[str]] = {}
+    for node_id, node in mapping.items():
+        parent = _get(node, "parent", str, f"{where}, node {node_id!r}")
+        children.setdefault(parent if parent in mapping else None, []).append(node_id)
+    stack = [(node_id, None) for node_id in reversed(_by_time(mapping, children.get(None, [])))]
+    seen = 0
+    while stack:
+        node_id, parent = stack.pop()
+        seen += 1
+        yield node_id, parent
+        below = _by_time(mapping, children.get(node_id, []))
+        stack.extend((child, node_id) for child in reversed(below))
+    if seen != len(mapping):
+        raise InvalidImport(f"{where}: its message nodes form a loop.")
 
 
-def _latest_branch(mapping: dict, where: str) -> list[tuple[str, dict]]:
-    parents = {
-        key: _get(node, "parent", str, f"{where}, node {key!r}") for key, node in mapping.items()
-    }
-    roots = [key for key, parent in parents.items() if parent not in mapping]
-    path, node_id = [], roots[0] if roots else None
-    while node_id is not None:
-        if len(path) > len(mapping):
-            raise InvalidImport(f"{where}: its message nodes form a loop.")
-        path.append((node_id, mapping[node_id]))
-        children = _get(mapping[node_id], "children", list, f"{where}, node {node_id!r}") or []
-        children = [c for c in children if isinstance(c, str) and c in mapping]
-        node_id = children[-1] if children else None
-    return path
+def _by_time(mapping: dict, node_ids: list[str]) -> list[str]:
+    def moment(node_id):
+        message = mapping[node_id].get("message")
+        value = message.get("create_time") if isinstance(message, dict) else None
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+    return sorted(node_ids, key=moment)
 
 
 def _text(message: dict, where: str) -> tuple[str, str]:

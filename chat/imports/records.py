@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from django.utils.dateparse import parse_datetime
@@ -21,6 +21,8 @@ class InvalidImport(BadRequest):
 
 @dataclass
 class MessageRecord:
+    """One message to store; `key` and `parent_key` are its and its parent's ids in the file."""
+
     role: str
     content: str
     created_at: datetime
@@ -30,6 +32,12 @@ class MessageRecord:
     output_tokens: int | None = None
     duration_ms: int | None = None
     error: str = ""
+    key: object = None
+    parent_key: object = None
+
+    def fields(self) -> dict:
+        """The Message fields, without the file's ids."""
+        return {k: v for k, v in asdict(self).items() if k not in {"key", "parent_key"}}
 
 
 @dataclass
@@ -40,6 +48,37 @@ class ConversationRecord:
     created_at: datetime
     updated_at: datetime
     messages: list[MessageRecord] = field(default_factory=list)
+    # The key of the current branch's leaf; None: the last message's branch.
+    current_key: object = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+def parents_first(messages: list[MessageRecord], where: str) -> list[MessageRecord]:
+    """The messages ordered so each parent comes before its children (else in file order).
+
+    Keys must be unique, parents must be in the same conversation, and there are no loops.
+    """
+    by_key: dict[object, MessageRecord] = {}
+    for message in messages:
+        if message.key in by_key:
+            raise InvalidImport(f"{where}: the message id {message.key!r} appears twice.")
+        by_key[message.key] = message
+    children: dict[object, list[MessageRecord]] = {}
+    for message in messages:
+        if message.parent_key is not None and message.parent_key not in by_key:
+            raise InvalidImport(
+                f"{where}: parent_id {message.parent_key!r} is not a message of it."
+            )
+        children.setdefault(message.parent_key, []).append(message)
+    ordered, stack = [], list(reversed(children.get(None, [])))
+    while stack:
+        message = stack.pop()
+        ordered.append(message)
+        stack.extend(reversed(children.get(message.key, [])))
+    if len(ordered) != len(messages):
+        raise InvalidImport(f"{where}: its messages' parent_ids form a loop.")
+    return ordered
 
 
 class Fields:
@@ -74,6 +113,13 @@ class Fields:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
             self.fail(name, "a whole number of at least 0, or null")
+        return value
+
+    def key(self, name: str) -> int | None:
+        """A message id (or a reference to one), or None when absent."""
+        value = self.value.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            self.fail(name, "a message id (a whole number), or null")
         return value
 
     def time(self, name: str) -> datetime:

@@ -40,6 +40,8 @@ def create_hidden(user, record: ConversationRecord) -> int:
             model=record.model,
             system_prompt=record.system_prompt,
             created_at=record.created_at,
+            temperature=record.temperature,
+            max_tokens=record.max_tokens,
             importing_since=timezone.now(),
         )
         # updated_at is auto_now: only an update() can set it to the recorded time.
@@ -47,15 +49,36 @@ def create_hidden(user, record: ConversationRecord) -> int:
     return conversation.pk
 
 
-def add_messages(conversation_id: int, messages: list[MessageRecord]) -> None:
+def add_messages(conversation_id: int, messages: list[MessageRecord]) -> list[Message]:
     """Store `messages` in the hidden conversation, in transactions of HOLD_SECONDS or so."""
-    rows = [Message(conversation_id=conversation_id, **vars(m)) for m in messages]
+    rows = [Message(conversation_id=conversation_id, **m.fields()) for m in messages]
+    _in_short_transactions(rows, Message.objects.bulk_create)
+    return rows
+
+
+def link_tree(conversation_id: int, record: ConversationRecord, rows: list[Message]) -> None:
+    """Point each stored message at its parent, and the conversation at its current leaf."""
+    by_key = {m.key: row for m, row in zip(record.messages, rows, strict=True)}
+    linked = []
+    for m, row in zip(record.messages, rows, strict=True):
+        if m.parent_key is not None:
+            row.parent_id = by_key[m.parent_key].pk
+            linked.append(row)
+    _in_short_transactions(linked, lambda chunk: Message.objects.bulk_update(chunk, ["parent"]))
+    current = rows[-1] if rows else None
+    if record.current_key is not None:
+        current = by_key[record.current_key]
+    Conversation.objects.filter(pk=conversation_id).update(current_message=current)
+
+
+def _in_short_transactions(rows: list, write) -> None:
+    """`write` the rows ROWS_PER_INSERT at a time, in transactions of HOLD_SECONDS or so."""
     written = 0
     while written < len(rows):
         with transaction.atomic():
             held_since = time.monotonic()
             while written < len(rows) and time.monotonic() - held_since < HOLD_SECONDS:
-                Message.objects.bulk_create(rows[written : written + ROWS_PER_INSERT])
+                write(rows[written : written + ROWS_PER_INSERT])
                 written += ROWS_PER_INSERT
         _let_others_write()
 

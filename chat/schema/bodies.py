@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from chat.converters import MAX_ID
+
 TITLE_LIMIT = 200
 MAX_STOP_SEQUENCES = 4
 COMPLETION_ROLES = ["system", "developer", "user", "assistant"]
@@ -30,6 +32,16 @@ def _model() -> dict:
     }
 
 
+def _message_id(description: str, code: str, nullable: bool = False) -> dict:
+    return {
+        "type": ["integer", "null"] if nullable else "integer",
+        "minimum": 1,
+        "maximum": MAX_ID,
+        "description": description,
+        "x-errors": {"type": code, "minimum": code, "maximum": code},
+    }
+
+
 def conversation_fields() -> dict:
     """POST /api/conversations and PATCH /api/conversations/{id}."""
     return {
@@ -38,6 +50,24 @@ def conversation_fields() -> dict:
             "title": _nullable(_text(TITLE_LIMIT)),
             "system_prompt": _nullable(_text(settings.CHAT_MAX_CONTENT_CHARS)),
             "model": _model(),
+            "temperature": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "maximum": 2,
+                "description": "This conversation's temperature; null: the model's default.",
+            },
+            "max_tokens": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "description": (
+                    "This conversation's longest reply, lowered to CHAT_MAX_NEW_TOKENS; "
+                    "null: the site's default."
+                ),
+            },
+            "current_message_id": _message_id(
+                "PATCH only: show the branch through this message, down its newest versions.",
+                "invalid_message",
+            ),
         },
     }
 
@@ -54,12 +84,22 @@ def new_message() -> dict:
                 "x-errors": content_errors,
             }),
             "model": _model(),
+            "parent_id": _message_id(
+                "The reply the message follows (null: the start; absent: the current leaf).",
+                "invalid_parent",
+                nullable=True,
+            ),
             "replace_last": {
                 "type": ["boolean", "null"],
-                "description": "First drop the last user message and what followed it.",
+                "description": "A new version of the last question: parent_id is its parent.",
             },
         },
     }  # fmt: skip
+
+
+def regenerate() -> dict:
+    """POST /api/messages/{id}/regenerate."""
+    return {"type": "object", "properties": {"model": _model()}}
 
 
 def chat_completion() -> dict:

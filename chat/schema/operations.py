@@ -78,14 +78,14 @@ OPERATIONS = [
     Operation(
         "GET",
         "/api/conversations/{conversation_id}",
-        "A conversation with its messages.",
+        "A conversation with the messages of its current branch, root to leaf.",
         ok(r.CONVERSATION_WITH_MESSAGES),
         errors=(404,),
     ),
     Operation(
         "PATCH",
         "/api/conversations/{conversation_id}",
-        "Rename it, change its persona or model.",
+        "Rename it; change its persona, model or settings; switch branch.",
         ok(r.CONVERSATION_WITH_MESSAGES),
         body=bodies.conversation_fields,
         errors=(404,),
@@ -104,6 +104,14 @@ OPERATIONS = [
         ok(r.EVENT_STREAM, media=EVENTS),
         body=bodies.new_message,
         errors=(404, 409, 429, 503),
+    ),
+    Operation(
+        "POST",
+        "/api/messages/{message_id}/regenerate",
+        "A new version of a reply, to the same question; the answer is its event stream.",
+        ok(r.EVENT_STREAM, media=EVENTS),
+        body=bodies.regenerate,
+        errors=(404, 409, 503),
     ),
     Operation(
         "GET",

@@ -51,11 +51,16 @@ CONVERSATION = _object(
         "system_prompt": STRING,
         "created_at": TIME,
         "updated_at": TIME,
+        "current_message_id": NULLABLE_COUNT,
+        "temperature": {"type": ["number", "null"]},
+        "max_tokens": NULLABLE_COUNT,
     }
 )
 MESSAGE = _object(
     {
         "id": INTEGER,
+        "parent_id": NULLABLE_COUNT,
+        "siblings": {"type": "array", "items": INTEGER},
         "role": {"enum": ["system", "user", "assistant"]},
         "content": STRING,
         "status": {"enum": ["streaming", "complete", "stopped", "failed"]},

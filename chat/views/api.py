@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 
+from chat import branches, tuning
 from chat.errors import NotFound
 from chat.models import Conversation
 from chat.providers import available_models
@@ -32,21 +33,37 @@ def conversations(request):
     return JsonResponse({"conversations": [conversation_json(c) for c in found]})
 
 
-def _conversation_fields(request) -> dict:
-    body = read_json(request, bodies.conversation_fields())
+def _conversation_fields(body: dict) -> dict:
+    """The fields a body (checked against bodies.conversation_fields) sets."""
     fields = {name: body.get(name) for name in ("title", "system_prompt")}
     if body.get("model") is not None:
         fields["model"] = check_model(body["model"])
     if fields["title"]:
         # A title the user chose is theirs: the model will not write another over it.
         fields["title_source"] = Conversation.TitleSource.USER
-    return {name: value for name, value in fields.items() if value is not None}
+    fields = {name: value for name, value in fields.items() if value is not None}
+    return {**fields, **tuning.settings_fields(body)}
 
 
 def _create_conversation(request):
-    fields = {"model": settings.CHAT_DEFAULT_MODEL, **_conversation_fields(request)}
+    body = read_json(request, bodies.conversation_fields())
+    fields = {"model": settings.CHAT_DEFAULT_MODEL, **_conversation_fields(body)}
     conversation = Conversation.objects.create(owner=request.api_user, **fields)
     return JsonResponse(conversation_json(conversation), status=201)
+
+
+def _patch(conversation: Conversation, body: dict) -> None:
+    # Only the fields sent are saved: a title the model writes meanwhile must survive a
+    # branch switch. Switching branches is no activity that reorders the sidebar.
+    fields = _conversation_fields(body)
+    for name, value in fields.items():
+        setattr(conversation, name, value)
+    changed = [*fields, "updated_at"] if fields else []
+    if "current_message_id" in body:
+        branches.switch_to(conversation, body["current_message_id"])
+        changed.append("current_message")
+    if changed:
+        conversation.save(update_fields=changed)
 
 
 @api_endpoint("GET", "PATCH", "DELETE")
@@ -58,7 +75,5 @@ def conversation(request, conversation_id: int):
         delete_conversation(found)
         return HttpResponse(status=204)
     if request.method == "PATCH":
-        for name, value in _conversation_fields(request).items():
-            setattr(found, name, value)
-        found.save()
+        _patch(found, read_json(request, bodies.conversation_fields()))
     return JsonResponse(conversation_with_messages(found))

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 
 from django.http import JsonResponse, StreamingHttpResponse
 
-from chat import replies
+from chat import branches, replies
 from chat.events import KEEPALIVE, Event, parse_event_id
 from chat.schema import bodies
 
@@ -40,8 +40,15 @@ async def send_message(request, conversation_id: int):
         conversation_id,
         body.get("content"),
         body.get("model"),
-        replace_last=body.get("replace_last") is True,
+        parent=branches.check_parent_id(body),
     )
+    return sse_response(await replies.follow_run(run))
+
+
+@api_endpoint("POST")
+async def regenerate_message(request, message_id: int):
+    body = read_json(request, bodies.regenerate())
+    run = await replies.regenerate_reply(request.api_user, message_id, body.get("model"))
     return sse_response(await replies.follow_run(run))
 
 

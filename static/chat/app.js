@@ -5,6 +5,7 @@ import { copyText, handleCodeCopies } from "./copy.js";
 import { fillIcons } from "./icons.js";
 import { PersonaDialog, personaName } from "./persona.js";
 import { Reply } from "./reply.js";
+import { DEFAULTS, SettingsDialog, describeSettings } from "./settings.js";
 import { ShareDialog } from "./share.js";
 import { Sidebar, UNTITLED } from "./sidebar.js";
 import { Scroller, Thread } from "./thread.js";
@@ -16,6 +17,7 @@ const els = {
   model: $("model"),
   persona: $("persona-button"),
   personaName: $("persona-name"),
+  settings: $("settings-button"),
   form: $("composer"),
   content: $("content"),
   send: $("send"),
@@ -31,6 +33,7 @@ const MODEL_KEY = "chatsite.model";
 const state = {
   conversation: null, // the open conversation, or null for a new chat not yet created
   persona: "", // the system prompt chosen for a new chat before it exists
+  settings: { ...DEFAULTS }, // the same, for its temperature and longest reply
   replies: new Map(), // conversation id -> the Reply being written there
   loading: 0, // bumped on every navigation, so a slow earlier load cannot win
   defaultModel: null,
@@ -39,9 +42,9 @@ const state = {
 const scroller = new Scroller($("thread"), $("jump"));
 const thread = new Thread($("messages"), $("empty"), scroller, {
   copy: copyText,
-  retry: () => resend(thread.last("user")?.text),
-  regenerate: () => resend(thread.last("user")?.text),
-  edit: (_view, text) => resend(text),
+  regenerate: (view) => regenerate(view).catch(showError),
+  edit: (view, text) => send(text, { editOf: view }).catch(showError),
+  switchTo: (view, id, step) => switchBranch(view, id, step).catch(showError),
 });
 const sidebar = new Sidebar(
   {
@@ -53,6 +56,7 @@ const sidebar = new Sidebar(
   { open: (id) => openConversation(id), renamed: onRenamed, deleted: onDeleted },
 );
 const personaDialog = new PersonaDialog($("persona-dialog"));
+const settingsDialog = new SettingsDialog($("settings-dialog"));
 const shareDialog = new ShareDialog($("share-dialog"));
 // After a conversation's first reply the model writes its title in the background; the
 // sidebar looks for it this often, this many times.
@@ -129,44 +133,77 @@ function follow(conversationId, messageId, view) {
   track(Reply.reattach(conversationId, messageId, view));
 }
 
-async function send(text, { replaceLast = false } = {}) {
+/** Send a message after the branch shown, or as a new version of the question `editOf`. */
+async function send(text, { editOf = null } = {}) {
   if (currentReply()) return;
   els.banner.hidden = true;
   const conversation = state.conversation || (await createConversation());
-  if (replaceLast) thread.dropLastTurn();
-  const userView = thread.add({ role: "user", content: text });
+  // The message follows what this page shows, whatever another tab has switched to since.
+  const parentId = editOf ? editOf.parentId : (thread.views.at(-1)?.id ?? null);
+  const body = { content: text, model: els.model.value };
+  if (editOf || parentId != null) body.parent_id = parentId;
+  if (editOf) thread.dropFrom(editOf);
+  const userView = thread.add({ role: "user", content: text, parent_id: parentId });
+  if (editOf) userView.setSiblings(editOf.siblings);
   const view = thread.add({ role: "assistant", content: "", status: "streaming" });
   scroller.toBottom();
-  const body = {
-    content: text,
-    model: els.model.value,
-    ...(replaceLast && { replace_last: true }),
-  };
-  const reply = Reply.send(conversation.id, body, view);
+  const path = `/api/conversations/${conversation.id}/messages`;
+  const reply = Reply.post(conversation.id, path, body, view);
   reply.onStart = () => {
-    userView.li.dataset.id = reply.userMessageId;
+    userView.setId(reply.userMessageId);
+    view.parentId = reply.userMessageId;
     refreshSidebar();
   };
   await track(reply);
-  if (reply.rejected) await undoSend(reply, text, replaceLast);
+  if (reply.rejected) await undoSend(reply, editOf ? "" : text);
 }
 
-// The server refused the message (409 while another tab writes, 400…): nothing was stored.
-async function undoSend(reply, text, replaceLast) {
+/** Ask for a new version of the reply `old`, beside it. */
+async function regenerate(old) {
+  if (currentReply() || !state.conversation) return;
+  els.banner.hidden = true;
+  thread.dropFrom(old);
+  const view = thread.add({ role: "assistant", content: "", status: "streaming" });
+  view.parentId = old.parentId;
+  view.setSiblings(old.siblings);
+  scroller.toBottom();
+  const path = `/api/messages/${old.id}/regenerate`;
+  const reply = Reply.post(state.conversation.id, path, { model: els.model.value }, view);
+  await track(reply);
+  if (reply.rejected) await undoSend(reply, "");
+}
+
+// The server refused (409 while another tab writes, 400…): nothing was stored.
+async function undoSend(reply, text) {
   showError(reply.rejected);
-  if (!replaceLast && !els.content.value) els.content.value = text;
+  if (text && !els.content.value) els.content.value = text;
   if (state.conversation?.id === reply.conversationId)
     await openConversation(reply.conversationId, { push: false });
 }
 
-function resend(text) {
-  if (text) send(text, { replaceLast: true });
+/** Show another version of `view`'s message, and the branch below it, in place. */
+async function switchBranch(view, id, step) {
+  const open = state.conversation;
+  const index = thread.views.indexOf(view);
+  const updated = await json(`/api/conversations/${open.id}`, {
+    method: "PATCH",
+    body: { current_message_id: id },
+  });
+  if (state.conversation !== open) return;
+  const top = scroller.pane.scrollTop;
+  show(updated, { keepScroll: true });
+  scroller.pane.scrollTop = top;
+  const now = thread.views[index];
+  if (!now) return;
+  const button = step < 0 && !now.prev.disabled ? now.prev : now.next.disabled ? now.prev : now.next;
+  button.focus();
+  announce(now.versions.getAttribute("aria-label") + " shown.");
 }
 
 // --- conversations ----------------------------------------------------------
 
 async function createConversation() {
-  const body = { model: els.model.value, system_prompt: state.persona };
+  const body = { model: els.model.value, system_prompt: state.persona, ...state.settings };
   const conversation = await json("/api/conversations", { method: "POST", body });
   state.conversation = { ...conversation, messages: [] };
   history.pushState({}, "", `/c/${conversation.id}/`);
@@ -189,13 +226,14 @@ async function openConversation(id, { push = true } = {}) {
   show(conversation);
 }
 
-function show(conversation) {
+function show(conversation, { keepScroll = false } = {}) {
   for (const reply of state.replies.values()) reply.view = null; // keep following, off screen
   state.conversation = conversation;
+  showSettings(conversation);
   setTitle(conversation.title);
   selectModel(conversation.model);
   showPersona(conversation.system_prompt);
-  thread.clear();
+  thread.clear({ keepScroll });
   for (const message of conversation.messages) {
     if (message.role === "system") continue;
     if (message.status !== "streaming") {
@@ -214,11 +252,12 @@ function show(conversation) {
 function newChat({ push = true } = {}) {
   state.loading += 1;
   for (const reply of state.replies.values()) reply.view = null;
-  Object.assign(state, { conversation: null, persona: "" });
+  Object.assign(state, { conversation: null, persona: "", settings: { ...DEFAULTS } });
   if (push && location.pathname !== "/") history.pushState({}, "", "/");
   setTitle("");
   thread.clear();
   showPersona("");
+  showSettings(state.settings);
   selectModel(preferredModel());
   sidebar.setCurrent(null);
   updateBusy();
@@ -317,6 +356,26 @@ async function choosePersona() {
   showPersona(prompt);
 }
 
+function showSettings({ temperature = null, max_tokens: maxTokens = null }) {
+  const chosen = { temperature, max_tokens: maxTokens };
+  els.settings.title = describeSettings(chosen);
+  els.settings.classList.toggle("active", temperature != null || maxTokens != null);
+}
+
+async function chooseSettings() {
+  const open = state.conversation;
+  const chosen = await settingsDialog.choose(open || state.settings);
+  if (chosen === null) return;
+  if (open) {
+    const updated = await json(`/api/conversations/${open.id}`, { method: "PATCH", body: chosen });
+    Object.assign(open, { temperature: updated.temperature, max_tokens: updated.max_tokens });
+    showSettings(open);
+  } else {
+    state.settings = chosen;
+    showSettings(chosen);
+  }
+}
+
 // --- composer and layout ----------------------------------------------------
 
 function autosize() {
@@ -369,6 +428,7 @@ function bindEvents() {
   $("new-chat").addEventListener("click", () => newChat());
   els.model.addEventListener("change", () => changeModel().catch(showError));
   els.persona.addEventListener("click", () => choosePersona().catch(showError));
+  els.settings.addEventListener("click", () => chooseSettings().catch(showError));
   els.share.addEventListener("click", () => {
     if (state.conversation) shareDialog.share(state.conversation.id).catch(showError);
   });

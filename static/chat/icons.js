@@ -14,6 +14,9 @@ const PATHS = {
   close: "M6 6l12 12M18 6L6 18",
   persona: "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4 20c1-4 4-6 8-6s7 2 8 6",
   logout: "M15 4h4v16h-4M10 8l-4 4 4 4M6 12h10",
+  prev: "M15 5l-7 7 7 7",
+  next: "M9 5l7 7-7 7",
+  sliders: "M4 7h10M18 7h2M4 17h4M12 17h8M14 5v4M8 15v4",
   share: "M12 15V4M8 8l4-4 4 4M5 12v8h14v-8",
 };
 

@@ -38,10 +38,9 @@ export class Reply {
     return this.status !== "streaming";
   }
 
-  /** POST a message and follow the reply it starts. */
-  static send(conversationId, body, view) {
+  /** POST to `path` (send a message, regenerate a reply) and follow the reply it starts. */
+  static post(conversationId, path, body, view) {
     const reply = new Reply(conversationId, view);
-    const path = `/api/conversations/${conversationId}/messages`;
     reply.finished = reply.run((signal) => request(path, { method: "POST", body, signal }));
     return reply;
   }

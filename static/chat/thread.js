@@ -42,6 +42,9 @@ function typingIndicator() {
 export class MessageView {
   constructor(message, handlers, onRender) {
     Object.assign(this, { role: message.role, handlers, onRender, pending: false });
+    this.id = message.id ?? null;
+    this.parentId = message.parent_id ?? null;
+    this.siblings = message.siblings || (this.id == null ? [] : [this.id]);
     this.text = message.content || "";
     this.li = element("li", `message ${this.role}`);
     this.li.dataset.role = this.role;
@@ -56,6 +59,7 @@ export class MessageView {
   }
 
   buildMeta() {
+    this.buildVersions();
     this.badge = element("span", "badge");
     this.stats = element("span", "stats");
     this.actions = element("span", "actions");
@@ -72,7 +76,7 @@ export class MessageView {
       this.problemText = element("span");
       this.retry = element("button", "button small", "Retry");
       this.retry.type = "button";
-      this.retry.addEventListener("click", () => this.handlers.retry(this));
+      this.retry.addEventListener("click", () => this.handlers.regenerate(this));
       this.problem.append(icon("close"), this.problemText, this.retry);
       this.bubble.append(this.typing, this.problem);
       add("copy", "copy", "Copy reply", () => this.handlers.copy(this.text, this.buttons.copy));
@@ -80,12 +84,52 @@ export class MessageView {
     } else {
       add("edit", "pencil", "Edit message", () => this.startEditing());
     }
-    this.meta.append(this.badge, this.stats, this.actions);
+    this.meta.append(this.versions, this.badge, this.stats, this.actions);
+  }
+
+  // ‹ n / m ›: the versions of this message (edits, regenerations), switched in place.
+  buildVersions() {
+    const what = this.role === "user" ? "message" : "reply";
+    this.versions = element("span", "versions");
+    this.versions.setAttribute("role", "group");
+    this.prev = iconButton("prev", `Previous version of this ${what}`, "version-prev");
+    this.next = iconButton("next", `Next version of this ${what}`, "version-next");
+    this.position = element("span", "version-position");
+    this.prev.addEventListener("click", () => this.showVersion(-1));
+    this.next.addEventListener("click", () => this.showVersion(1));
+    this.versions.append(this.prev, this.position, this.next);
+  }
+
+  showVersion(step) {
+    const target = this.siblings[this.siblings.indexOf(this.id) + step];
+    if (target != null) this.handlers.switchTo(this, target, step);
+  }
+
+  /** Show which version this is, and offer the others. */
+  setSiblings(ids) {
+    // A new version not stored yet counts as the last one.
+    const others = ids.filter((id) => id != null && id !== this.id);
+    this.siblings = this.id == null ? [...others, null] : ids.includes(this.id) ? ids : [this.id];
+    const [index, count] = [this.siblings.indexOf(this.id), this.siblings.length];
+    this.versions.hidden = count < 2;
+    this.position.textContent = `${index + 1} / ${count}`;
+    this.versions.setAttribute("aria-label", `Version ${index + 1} of ${count}`);
+    this.prev.disabled = index <= 0;
+    this.next.disabled = index < 0 || index >= count - 1;
+  }
+
+  setId(id) {
+    const known = this.siblings.filter((sibling) => sibling != null && sibling !== this.id);
+    this.id = id;
+    this.li.dataset.id = id;
+    this.setSiblings([...known, id]);
   }
 
   /** Take a stored message's fields (status, timings, error). */
-  update({ id, content, status = "complete", error, ...metrics }) {
-    if (id != null) this.li.dataset.id = id;
+  update({ id, content, status = "complete", error, parent_id, siblings, ...metrics }) {
+    if (id != null) [this.id, this.li.dataset.id] = [id, id];
+    if (parent_id !== undefined) this.parentId = parent_id;
+    this.setSiblings(siblings || this.siblings);
     if (content != null) this.text = content;
     this.status = status;
     this.error = status === "failed" ? { message: error || "The reply failed." } : null;
@@ -95,7 +139,7 @@ export class MessageView {
 
   /** Follow a Reply as it streams (Reply calls this on every event). */
   sync(reply) {
-    if (reply.messageId != null) this.li.dataset.id = reply.messageId;
+    if (reply.messageId != null && reply.messageId !== this.id) this.setId(reply.messageId);
     this.text = reply.text;
     this.status = reply.status;
     this.error = reply.error;
@@ -138,7 +182,7 @@ export class MessageView {
     this.stats.textContent = streaming ? "" : formatStats(this.metrics || {});
   }
 
-  /** Show only the actions that make sense now (last turn, nothing streaming). */
+  /** Show only the actions that make sense now (nothing streaming in this conversation). */
   setActions({ edit = false, regenerate = false, retry = false, copy = false }) {
     const show = { edit, regenerate, copy };
     for (const [name, button] of Object.entries(this.buttons)) button.hidden = !show[name];
@@ -220,11 +264,11 @@ export class Thread {
     Object.assign(this, { list, empty, scroller, handlers, views: [] });
   }
 
-  clear() {
+  clear({ keepScroll = false } = {}) {
     this.views = [];
     this.list.replaceChildren();
     this.empty.hidden = false;
-    this.scroller.toBottom();
+    if (!keepScroll) this.scroller.toBottom();
   }
 
   add(message) {
@@ -239,20 +283,19 @@ export class Thread {
     return this.views.findLast((view) => view.role === role) || null;
   }
 
-  /** Remove the last user message and everything after it (regenerate, edit). */
-  dropLastTurn() {
-    const index = this.views.lastIndexOf(this.last("user"));
+  /** Remove `view` and everything after it: a new version of it takes its place. */
+  dropFrom(view) {
+    const index = this.views.indexOf(view);
     if (index < 0) return;
-    for (const view of this.views.splice(index)) view.li.remove();
+    for (const dropped of this.views.splice(index)) dropped.li.remove();
   }
 
   updateActions(busy) {
-    const [lastUser, lastReply] = [this.last("user"), this.last("assistant")];
     for (const view of this.views) {
       const ended = view.status !== "streaming";
-      const again = !busy && view === lastReply && ended;
+      const again = !busy && view.role === "assistant" && ended && view.id != null;
       view.setActions({
-        edit: !busy && view === lastUser,
+        edit: !busy && view.role === "user" && view.id != null,
         regenerate: again && view.status !== "failed", // a failed reply offers Retry instead
         retry: again,
         copy: view.role === "assistant" && ended && Boolean(view.text),

@@ -227,6 +227,7 @@ def test_a_failed_reply_shows_the_error_and_a_retry(chat):
 
 
 def test_it_regenerates_the_last_reply_and_resends_an_edited_question(chat):
+    """Both keep the old version: tests/browser/test_branches.py pages through them."""
     send(chat, "echo one")
     reply = last_reply(chat)
     expect(reply).to_have_attribute("data-status", "complete")
@@ -246,7 +247,7 @@ def test_it_regenerates_the_last_reply_and_resends_an_edited_question(chat):
     expect(last_reply(chat)).to_have_attribute("data-status", "complete")
     expect(chat.locator(".message")).to_have_count(2)
     contents = list(Message.objects.order_by("id").values_list("content", flat=True))
-    assert contents == ["echo two", "two"]
+    assert contents == ["echo one", "one", "one", "echo two", "two"]
 
 
 def test_it_needs_a_log_in(page):

@@ -154,6 +154,20 @@ def test_it_lists_the_limit_refusal_codes_from_zero(api, metrics_on):
         assert ("chat_limit_refusals_total", (("code", code),)) in samples
 
 
+def test_it_counts_a_real_limit_refusal_by_its_code(api, conversation, metrics_on):
+    metrics_on.CHAT_USER_REPLIES_PER_MINUTE = 1
+    before = value(scrape(api.base_url), "chat_limit_refusals_total", code="rate_limited")
+    with send(api, conversation["id"], "Tell me something.") as stream:
+        assert stream.all()[-1].event == "done"
+    refused = api.post(
+        f"/api/conversations/{conversation['id']}/messages", json={"content": "And again."}
+    )
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    after = value(scrape(api.base_url), "chat_limit_refusals_total", code="rate_limited")
+    assert after == before + 1
+
+
 def test_it_counts_nothing_while_nobody_may_scrape(api, conversation, metrics_on):
     before = value(scrape(api.base_url), "chat_replies_started_total", model="fake")
     metrics_on.CHAT_METRICS_TOKEN = ""

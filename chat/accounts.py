@@ -2,6 +2,7 @@
 
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
+from django.db import transaction
 
 from chat.models import Message
 from chat.runs import registry
@@ -18,4 +19,8 @@ def delete_account(user) -> None:
     streaming = Message.objects.for_user(user).streaming().values_list("pk", flat=True)
     for message_id in list(streaming):
         async_to_sync(registry().stop)(message_id)
-    user.delete()
+    with transaction.atomic():
+        # Locked, so a reply ending meanwhile cannot add a usage row that the delete has
+        # not seen: its insert waits for this commit, then finds no user.
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        user.delete()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -84,9 +84,13 @@ def count_output_tokens(user_id: int | None, tokens: int) -> None:
     if not tokens or user_id is None:
         return
     day = timezone.now().date()
-    with transaction.atomic():
-        row, _created = DailyUsage.objects.get_or_create(user_id=user_id, day=day)
-        DailyUsage.objects.filter(pk=row.pk).update(output_tokens=F("output_tokens") + tokens)
+    try:
+        with transaction.atomic():
+            row, _created = DailyUsage.objects.get_or_create(user_id=user_id, day=day)
+            DailyUsage.objects.filter(pk=row.pk).update(output_tokens=F("output_tokens") + tokens)
+    except IntegrityError:
+        # The account was deleted while its last reply ended: its tokens are nobody's now.
+        pass
 
 
 def _duration(seconds: int) -> str:

@@ -169,7 +169,7 @@ def test_our_export_comes_back_exactly(conversations):
 
 SPOILED = {
     "title": [7, [], {"a": 1}, "x" * 201],
-    "model": [None, 7, [], "m" * 101],
+    "model": [None, 7, [], "m" * 201],
     "created_at": [None, 7, "not a date", "2025-13-45T00:00:00", "0001-01-01T00:00:00+05:00"],
     "messages": [None, 7, {"a": 1}, [7], [{"role": "tool"}]],
 }

@@ -297,6 +297,8 @@ def test_a_worker_reports_its_slots_queue_and_tokens(redis_url, alice, tmp_path,
         done = eventually(
             lambda: (
                 value(s := worker_samples(port), "chat_worker_requests_total", status="complete")
+                # The queue's gauge is sampled now and then: wait for the sample after the end.
+                and value(s, "chat_worker_queue_depth") == 0
                 and s
             )
         )

@@ -110,6 +110,21 @@ def api(transactional_db, live_server_url, alice):
     """An HTTP client signed in as alice with an API key, talking to the live server."""
     with _client(live_server_url, alice) as client:
         yield client
+    _wait_for_titles()
+
+
+def _wait_for_titles(timeout: float = 30) -> None:
+    """Let titles still being written in the background finish before the test's rows go.
+
+    A title stored while the database is flushed would leave its transaction open on the
+    database thread, and the flush would wait for it for ever (PostgreSQL).
+    """
+    from chat import titles
+
+    deadline = time.monotonic() + timeout
+    while titles._tasks:
+        assert time.monotonic() < deadline, "a title was still being written"
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -155,7 +155,8 @@ class RedisRunRegistry(LocalRunRegistry):
             fields = {"name": event.name, "data": json.dumps(event.data)}
             pipe.xadd(name, fields, id=f"0-{event.seq + 1}")
             ttl = settings.CHAT_EVENT_LOG_TTL_SECONDS if event.is_terminal else None
-            pipe.expire(name, int(ttl or RUNNING_LOG_TTL_SECONDS))
+            # A TTL of 0 means the ended log goes at once (EXPIRE 0 deletes the key).
+            pipe.expire(name, int(ttl if ttl is not None else RUNNING_LOG_TTL_SECONDS))
             if event.is_terminal:
                 pipe.delete(key(event.message_id, "owner"))
         try:

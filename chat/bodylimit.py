@@ -1,4 +1,5 @@
-"""Request bodies over their limit are refused in the ASGI layer, before Django reads them.
+"""Request bodies over their limit are refused in the ASGI layer, before Django reads them;
+and so are addresses with a NUL character in them.
 
 Django's ASGI handler reads a whole body (into a file on disk past
 FILE_UPLOAD_MAX_MEMORY_SIZE) before any middleware or view runs, so a limit checked
@@ -10,6 +11,7 @@ import takes. It is plain async code: no thread, except for that sign-in check.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from http.cookies import SimpleCookie
 from importlib import import_module
@@ -29,6 +31,9 @@ LARGER_BODIES = {
     "/account/import": "CHAT_IMPORT_MAX_BYTES",
     "/v1/chat/completions": "CHAT_COMPLETION_MAX_BODY_BYTES",
 }
+# After a refusal, what the client still sends is read and dropped up to these bounds.
+DRAIN_BYTES = 16 * 1024 * 1024
+DRAIN_SECONDS = 5
 # Bodies this large are read only for someone signed in.
 SIGNED_IN_ONLY = {"/api/import", "/account/import"}
 
@@ -48,13 +53,16 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path, headers = scope["path"], dict(scope["headers"])
+        if _holds_nul(scope):
+            message = "The address holds a NUL character (%00), which no text can hold."
+            return await _send_error(send, receive, path, 400, "bad_request", message)
         limit = limit_for(path)
         length = _content_length(headers)
         if length is not None and length > limit:
-            return await _send_refusal(send, path, limit)
+            return await _send_refusal(send, receive, path, limit)
         has_body = bool(length) or b"transfer-encoding" in headers
         if has_body and path in SIGNED_IN_ONLY and not await _signed_in(headers):
-            return await _send_unauthorized(send, path)
+            return await _send_unauthorized(send, receive, path)
         await _CountedRequest(self.app, scope, receive, send, limit).run()
 
 
@@ -77,13 +85,38 @@ class _CountedRequest:
             if self.received > self.limit:
                 # Answer now; to the app the client has gone, so it gives up the request.
                 self.refused = True
-                await _send_refusal(self._send, self.scope["path"], self.limit)
+                await _send_refusal(self._send, self._receive, self.scope["path"], self.limit)
                 return {"type": "http.disconnect"}
         return message
 
     async def send(self, message):
         if not self.refused:
             await self._send(message)
+
+
+async def _drain(receive):
+    """Read and drop what the client is still sending after a refusal, for a little while.
+
+    A connection closed with unread bytes in its buffer is reset, and the reset can wipe
+    the refusal from the client's buffer before it reads it: the client would see a broken
+    connection instead of a 413. A client that goes on sending past the bound is cut off.
+    """
+    dropped = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while dropped < DRAIN_BYTES:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    return
+                dropped += len(message.get("body", b""))
+    except TimeoutError:
+        pass
+
+
+def _holds_nul(scope) -> bool:
+    """Whether the path or the query string decodes to a NUL, which PostgreSQL cannot store
+    or even compare: a search, a token or an admin filter with one would be a 500."""
+    return "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
 
 
 def _content_length(headers: dict) -> int | None:
@@ -108,20 +141,20 @@ def _signed_in(headers: dict) -> bool:
     return auth.get_user(SimpleNamespace(session=session)).is_authenticated
 
 
-async def _send_refusal(send, path: str, limit: int):
+async def _send_refusal(send, receive, path: str, limit: int):
     message = f"The request body is over the limit of {limit} bytes for {path}."
-    await _send_error(send, path, 413, "content_too_large", message)
+    await _send_error(send, receive, path, 413, "content_too_large", message)
 
 
-async def _send_unauthorized(send, path: str):
+async def _send_unauthorized(send, receive, path: str):
     if path.startswith("/api/"):
         message = "Sign in, or send 'Authorization: Bearer <key>'."
-        return await _send_error(send, path, 401, "unauthorized", message)
+        return await _send_error(send, receive, path, 401, "unauthorized", message)
     login = f"{resolve_url(settings.LOGIN_URL)}?next={quote(path)}"
-    await _respond(send, 302, b"", [(b"location", login.encode())])
+    await _respond(send, receive, 302, b"", [(b"location", login.encode())])
 
 
-async def _send_error(send, path: str, status: int, code: str, message: str):
+async def _send_error(send, receive, path: str, status: int, code: str, message: str):
     if path.startswith("/v1/"):
         kind = "invalid_request_error"
         body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
@@ -129,11 +162,17 @@ async def _send_error(send, path: str, status: int, code: str, message: str):
     else:
         body, extra = {"error": {"code": code, "message": message}}, []
     content = json.dumps(body).encode()
-    await _respond(send, status, content, [(b"content-type", b"application/json"), *extra])
+    await _respond(send, receive, status, content, [(b"content-type", b"application/json"), *extra])
 
 
-async def _respond(send, status: int, content: bytes, headers: list):
-    # The unread rest of the body makes the connection unusable: close it after this.
+async def _respond(send, receive, status: int, content: bytes, headers: list):
+    """Answer, and close the connection: the unread rest of the body makes it unusable.
+
+    The response is ended only after what the client still sends is drained (the server
+    stops reading the body once a response is complete).
+    """
     headers = [*headers, (b"content-length", str(len(content)).encode()), (b"connection", b"close")]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": content})
+    await send({"type": "http.response.body", "body": content, "more_body": True})
+    await _drain(receive)
+    await send({"type": "http.response.body", "body": b""})

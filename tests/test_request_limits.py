@@ -162,6 +162,16 @@ def test_a_huge_id_is_a_404_not_a_500(api):
     assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
 
 
+@pytest.mark.parametrize(
+    "address",
+    ["/api/conversations?q=a%00b", "/admin/chat/conversation/?q=%00", "/signup/?invitation=%00"],
+)
+def test_a_nul_in_the_address_is_a_400_not_a_500(api, address):
+    response = api.get(address)
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_request")
+    assert api.get("/api/conversations?q=ab").status_code == 200  # and the server is fine
+
+
 def test_an_unknown_api_address_is_a_json_404(api):
     response = httpx.get(f"{api.base_url}/api/nothing-here")
     assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")

@@ -94,7 +94,7 @@ def test_an_unknown_or_guessed_invitation_is_refused(visitor, settings, django_u
     settings.CHAT_SIGNUP = "invite"
     real = Invitation.objects.create()
     person = visitor()
-    for guess in ["x", real.token[:-1], real.token.upper()]:
+    for guess in ["x", real.token[:-1], real.token.upper(), real.token + "\x00"]:
         response = person.post_form("/signup/", new_account("carol", invitation=guess))
         assert response.status_code == 404 and "not valid" in response.text
     assert not django_user_model.objects.filter(username="carol").exists()

@@ -11,7 +11,7 @@ from django.conf import settings
 
 from chat import branches, db, events, limits, logs, telemetry, titles, tuning
 from chat.db import INTERRUPTED
-from chat.errors import BadRequest, ChatError, Conflict, TooLarge
+from chat.errors import BadRequest, ChatError, Conflict, TooLarge, Unavailable
 from chat.events import Event
 from chat.models import Conversation, Message
 from chat.providers import Generation, provider_for
@@ -175,7 +175,10 @@ def _check_chat_size(messages: list[dict]) -> None:
 
 async def follow_run(run: Run) -> AsyncIterator[Event | None]:
     """The events of a reply this request just started, from its first."""
-    return telemetry.listening(await registry().follow(run.ids.message_id, -1))
+    events = await registry().follow(run.ids.message_id, -1)
+    if events is None:  # its start could not be written (Redis went away just now)
+        raise Unavailable("The reply started but cannot be followed; reload in a moment.")
+    return telemetry.listening(events)
 
 
 async def stop_reply(user, message_id: int) -> bool:

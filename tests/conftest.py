@@ -326,6 +326,11 @@ def wait_until(condition, timeout: float = 10, what: str = "the condition"):
 
 def log_expired(message_id: int) -> bool:
     """Whether no process has the reply's event log any more (after CHAT_EVENT_LOG_TTL_SECONDS)."""
-    from chat.runs import registry
+    from django.conf import settings
 
-    return registry().get(message_id) is None
+    from chat.runs.eventlog import event_log
+    from chat.runs.eventlog.redis import key
+
+    if settings.REDIS_URL:
+        return not redis.Redis.from_url(settings.REDIS_URL).exists(key(message_id, "events"))
+    return message_id not in event_log()

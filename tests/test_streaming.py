@@ -281,13 +281,14 @@ def test_the_reaper_fails_replies_nobody_is_writing(alice):
     from django.utils import timezone
 
     from chat.models import Conversation
-    from chat.runs.registry import LocalRunRegistry
+    from chat.runs.eventlog.memory import MemoryEventLog
+    from chat.runs.registry import RunRegistry
 
     conversation = Conversation.objects.create(owner=alice, model="fake")
     orphan = conversation.messages.create(role="assistant", status="streaming", content="Half")
     young = conversation.messages.create(role="assistant", status="streaming")
     Message.objects.filter(pk=orphan.pk).update(created_at=timezone.now() - timedelta(minutes=5))
-    reaped = asyncio.run(LocalRunRegistry().reap())
+    reaped = asyncio.run(RunRegistry(MemoryEventLog()).reap())
     assert reaped == 1
     orphan.refresh_from_db()
     assert (orphan.status, orphan.content) == ("failed", "Half")

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import redis.asyncio
 from django.conf import settings
 
-from chat.runs.shared import redis_errors
+from chat.runs.eventlog.redis import redis_errors
 
 from .backend import SLOT_TTL_SECONDS, WINDOW_SECONDS, Limiter, Slot, rate_limited, too_many_replies
 

@@ -2,19 +2,14 @@
 
 from functools import cache
 
-from django.conf import settings
-
-from .registry import LocalRunRegistry
+from .eventlog import event_log
+from .registry import RunRegistry
 from .run import ReplyIds, Run
 
 __all__ = ["ReplyIds", "Run", "registry"]
 
 
 @cache
-def registry() -> LocalRunRegistry:
-    """This process's run registry: shared through Redis when REDIS_URL is set."""
-    if settings.REDIS_URL:
-        from .shared import RedisRunRegistry
-
-        return RedisRunRegistry(settings.REDIS_URL)
-    return LocalRunRegistry()
+def registry() -> RunRegistry:
+    """This process's run registry, over its event log (shared through Redis if REDIS_URL)."""
+    return RunRegistry(event_log())

@@ -1,51 +1,56 @@
-"""The in-process run registry: every reply this process is generating, and recent ones."""
+"""The replies this process writes, and every reply's event log, whoever writes it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
+import time
 from collections.abc import AsyncIterator
 
-from django.conf import settings
-
 from chat import db
+from chat.errors import Unavailable
 from chat.events import Event
 
+from .eventlog import HEARTBEAT_SECONDS, EventLog
+from .follow import follow
 from .run import Run
 
 logger = logging.getLogger(__name__)
 REAP_EVERY_SECONDS = 60
+TICK_SECONDS = 0.2  # how often a writer reads its stop flags: a stop lands within this
 
 
-class LocalRunRegistry:
-    """Runs keyed by message id; a finished run's log stays for replay until its TTL."""
+class RunRegistry:
+    """Runs this process writes, keyed by message id, and the log that every reader follows."""
 
-    def __init__(self):
+    def __init__(self, log: EventLog):
+        self.log = log
         self._runs: dict[int, Run] = {}
         self._services: asyncio.Task | None = None
+        self._next_beat = 0.0
 
     async def check(self) -> None:
         """Raise Unavailable if runs cannot be started right now."""
+        await self.log.check()
 
     async def launch(self, run: Run) -> None:
-        """Start `run` and keep it findable by its message id."""
+        """Start `run`, writing its log from this process."""
         self.ensure_services()
-        self._runs[run.ids.message_id] = run
-        run.start().add_done_callback(lambda _task: self._expire_later(run))
-
-    def _expire_later(self, run: Run) -> None:
         mid = run.ids.message_id
-        ttl = settings.CHAT_EVENT_LOG_TTL_SECONDS
-        asyncio.get_running_loop().call_later(ttl, lambda: self._runs.pop(mid, None))
-
-    def get(self, message_id: int) -> Run | None:
-        return self._runs.get(message_id)
+        await self.log.pulse([mid])  # the lease first: nobody may take the reply for dead
+        self._runs[mid] = run
+        run.start(self.log).add_done_callback(lambda _task: self._runs.pop(mid, None))
+        # The start event is written before the response begins, so a reload that lands
+        # on another process finds the reply at once. Once the run has started, a
+        # failure only delays the log: the writer retries.
+        with contextlib.suppress(Unavailable):
+            await self.log.flush()
 
     async def is_running(self, message_id: int) -> bool:
         """Whether some process is still writing this reply."""
-        run = self._runs.get(message_id)
-        return run is not None and not run.finished
+        return await self.log.writing(message_id)
 
     async def reap(self) -> int:
         """Mark streaming replies that no process is writing any more as failed; say how many."""
@@ -54,38 +59,42 @@ class LocalRunRegistry:
         return await db.fail_interrupted(dead) if dead else 0
 
     async def follow(self, message_id: int, after_seq: int) -> AsyncIterator[Event | None] | None:
-        """The run's events after `after_seq`, live; None if no process has such a run."""
-        self.ensure_services()
-        run = self._runs.get(message_id)
-        if run is None:
-            return None
-        return self._follow(run, after_seq)
-
-    async def _follow(self, run: Run, after_seq: int) -> AsyncIterator[Event | None]:
-        run.attach()
-        try:
-            async for event in run.log.follow(after_seq, settings.CHAT_KEEPALIVE_SECONDS):
-                yield event
-        finally:
-            run.detach()
+        """The reply's events after `after_seq`, live; None if it has no log."""
+        return await follow(self.log, message_id, after_seq)
 
     async def stop(self, message_id: int) -> bool:
-        """Ask the run to stop; False if no process has a live run for it."""
-        run = self._runs.get(message_id)
-        return run is not None and run.stop("requested")
+        """Ask the reply's writer to stop; False if nobody is writing it."""
+        return await self.log.stop(message_id)
 
     def ensure_services(self) -> None:
-        """Start this process's background work (the reaper, and Redis upkeep) once."""
+        """Start this process's background work (the reaper, the writers' tick) once."""
         if self._services is None or self._services.done():
             self._services = asyncio.create_task(self._serve(), context=contextvars.Context())
 
     async def _serve(self) -> None:
-        await self._every(REAP_EVERY_SECONDS, self._reap)
+        await asyncio.gather(
+            self._every(REAP_EVERY_SECONDS, self._reap), self._every(TICK_SECONDS, self._tend)
+        )
 
     async def _reap(self) -> None:
         count = await self.reap()
         if count:
             logger.warning("marked %d interrupted replies as failed", count)
+
+    async def _tend(self) -> None:
+        """Renew the leases of the runs this process writes; obey stops; end abandoned runs."""
+        live = [run for run in self._runs.values() if not run.finished]
+        if not live:
+            return
+        now = time.monotonic()
+        beat = now >= self._next_beat
+        if beat:
+            self._next_beat = now + HEARTBEAT_SECONDS
+        pulses = await self.log.pulse([run.ids.message_id for run in live], beat)
+        for run, pulse in zip(live, pulses, strict=True):
+            # Listener counts may be a beat old: ask again before giving up on a run.
+            if run.heard(pulse) and not await self.log.listeners(run.ids.message_id):
+                run.stop("abandoned")
 
     @staticmethod
     async def _every(seconds: float, step) -> None:

@@ -1,4 +1,4 @@
-"""A reply being generated: it drives a provider, logs its events and counts its listeners."""
+"""A reply being generated: it drives a provider and writes the reply's event log."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from chat import db, events, telemetry
+from chat.events import Event
 from chat.models import Message
 from chat.prompt import fit_to_context
 from chat.providers.base import Generation, Provider, ProviderError
 
 from .checkpoints import checkpoints
-from .log import EventLog
+from .eventlog import EventLog, Pulse
 
 logger = logging.getLogger(__name__)
 INTERNAL_ERROR = ProviderError("internal_error", "Something went wrong while writing this reply.")
@@ -40,13 +41,15 @@ class Run:
         self.provider = provider
         self.generation = generation
         self.started = started
-        self.log = EventLog(ids.message_id)
-        self.listeners = 0
-        self.remote_listeners = 0
+        self.log: EventLog | None = None
         self.task: asyncio.Task | None = None
+        self._seq = 0
+        self._ended = False
         self._consumer: asyncio.Task | None = None
         self._stop_reason: str | None = None
-        self._grace: asyncio.TimerHandle | None = None
+        # Nobody listening since (monotonic), and whether anybody ever did.
+        self._unwatched_since: float | None = started
+        self._watched = False
         self._parts: list[str] = []
         self._pending: list[str] = []
         self._last_flush = float("-inf")
@@ -61,11 +64,12 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        return self.log.finished
+        return self._ended
 
-    def start(self) -> asyncio.Task:
-        """Begin generating; nobody has to listen yet."""
-        self.log.append(
+    def start(self, log: EventLog) -> asyncio.Task:
+        """Begin generating, writing to `log`; nobody has to listen yet."""
+        self.log = log
+        self._append(
             events.START,
             events.start_data(
                 self.ids.message_id,
@@ -75,9 +79,6 @@ class Run:
             ),
         )
         telemetry.reply_started(self)
-        # The request that started the reply attaches right away; if it never does,
-        # give it a while before treating the reply as abandoned.
-        self._arm_grace(max(settings.CHAT_DISCONNECT_GRACE_SECONDS, 10))
         # A fresh context: the run outlives the request, so it must not inherit the
         # request's thread-sensitive executor (asgiref), which dies with the request.
         self.task = asyncio.create_task(
@@ -95,40 +96,28 @@ class Run:
             self._consumer.cancel()
         return True
 
-    def attach(self) -> None:
-        """A listener in this process arrived: the reply is wanted again."""
-        self.listeners += 1
-        self._listeners_changed()
+    def heard(self, pulse: Pulse) -> bool:
+        """Obey the log's stop flag; say whether nobody has listened for the grace period."""
+        if pulse.stop:
+            self.stop("requested")
+            return False
+        now = time.monotonic()
+        self._watched = self._watched or pulse.listened or pulse.listeners > 0
+        if pulse.listeners:
+            self._unwatched_since = None
+            return False
+        if self._unwatched_since is None:
+            self._unwatched_since = now
+        grace = settings.CHAT_DISCONNECT_GRACE_SECONDS
+        # The request that started the reply listens right away; if it never does,
+        # give it a while before treating the reply as abandoned.
+        return now - self._unwatched_since >= (grace if self._watched else max(grace, 10))
 
-    def detach(self) -> None:
-        """A listener in this process left."""
-        self.listeners -= 1
-        self._listeners_changed()
-
-    def set_remote_listeners(self, count: int) -> None:
-        """How many listeners other processes report (through Redis)."""
-        if count != self.remote_listeners:
-            self.remote_listeners = count
-            self._listeners_changed()
-
-    def _listeners_changed(self) -> None:
-        """Nobody left: stop after the grace period. Somebody back: keep going."""
-        if self.finished:
-            return
-        if self.listeners + self.remote_listeners > 0:
-            if self._grace:
-                self._grace.cancel()
-                self._grace = None
-        elif self._grace is None:
-            self._arm_grace(settings.CHAT_DISCONNECT_GRACE_SECONDS)
-
-    def _arm_grace(self, seconds: float) -> None:
-        if self._grace:
-            self._grace.cancel()
-        if seconds <= 0:
-            self.stop("abandoned")
-        else:
-            self._grace = asyncio.get_running_loop().call_later(seconds, self.stop, "abandoned")
+    def _append(self, name: str, data: dict) -> None:
+        event = Event(self.ids.message_id, self._seq, name, data)
+        self._seq += 1
+        self._ended = event.is_terminal
+        self.log.append(event)
 
     async def _main(self) -> None:
         status, error = await self._generate()
@@ -196,7 +185,7 @@ class Run:
             self._flush_handle.cancel()
             self._flush_handle = None
         if self._pending:
-            self.log.append(events.DELTA, events.delta_data("".join(self._pending)))
+            self._append(events.DELTA, events.delta_data("".join(self._pending)))
             self._pending.clear()
             self._last_flush = time.monotonic()
 
@@ -221,10 +210,8 @@ class Run:
         )
 
     def _end(self, final: dict, error: ProviderError | None) -> None:
-        if self._grace:
-            self._grace.cancel()
         mid = self.ids.message_id
         if error:
-            self.log.append(events.ERROR, events.error_data(mid, error.code, error.message))
+            self._append(events.ERROR, events.error_data(mid, error.code, error.message))
         else:
-            self.log.append(events.DONE, events.done_data(mid, **final))
+            self._append(events.DONE, events.done_data(mid, **final))

@@ -1,0 +1,206 @@
+"""The event log in Redis streams, shared by every web process and worker.
+
+Keys, for message id M:
+
+- `chat:run:M:events`: the stream; entry id `0-(seq+1)`, so an event can be appended
+  only once and only in order; kept for CHAT_EVENT_LOG_TTL_SECONDS after the end.
+- `chat:run:M:owner`: the writer's lease, renewed by its heartbeat.
+- `chat:run:M:stop`: the stop flag the writer reads on each pulse.
+- `chat:run:M:listeners`: a sorted set of listeners, scored by when each expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+
+import redis
+import redis.asyncio
+from django.conf import settings
+
+from chat.errors import Unavailable
+from chat.events import Event
+
+from .base import LEASE_SECONDS, LISTENER_SECONDS, EventLog, Pulse
+
+logger = logging.getLogger(__name__)
+RUNNING_LOG_TTL_SECONDS = 24 * 3600
+REDIS_DOWN = "The message service (Redis) is unreachable; try again in a moment."
+
+
+def key(message_id: int, part: str) -> str:
+    return f"{settings.CHAT_REDIS_PREFIX}:run:{message_id}:{part}"
+
+
+@contextlib.contextmanager
+def redis_errors():
+    """Redis being down is a 503 for the client, not a crash."""
+    try:
+        yield
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("Redis unavailable: %r", exc)
+        raise Unavailable(REDIS_DOWN) from None
+
+
+class RedisEventLog(EventLog):
+    """Logs as Redis streams; appends go out in pipelined batches, in order."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._redis: redis.asyncio.Redis | None = None
+        self._outbox: list[Event] = []
+        self._outbox_ready = asyncio.Event()
+        self._writer: asyncio.Task | None = None
+        self._counts: dict[int, int] = {}  # listener counts at the last beat
+
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        if self._redis is None:
+            # Reads block for up to a heartbeat (XREAD BLOCK); the socket must wait longer.
+            self._redis = redis.asyncio.Redis.from_url(
+                self.url,
+                socket_connect_timeout=5,
+                socket_timeout=settings.CHAT_KEEPALIVE_SECONDS + 10,
+            )
+        return self._redis
+
+    async def check(self) -> None:
+        with redis_errors():
+            await self.client.ping()
+
+    # Writing ----------------------------------------------------------------------------
+
+    def append(self, event: Event) -> None:
+        self._outbox.append(event)
+        self._outbox_ready.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_forever())
+
+    async def flush(self) -> None:
+        with redis_errors():
+            await self._write_outbox()
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            try:
+                await self._write_outbox()
+            except (redis.RedisError, OSError):
+                logger.warning("could not write %d events; retrying", len(self._outbox))
+                await asyncio.sleep(0.5)
+
+    async def _write_outbox(self) -> None:
+        """Write the queued events in one round trip; on failure keep them, in order."""
+        batch, self._outbox = self._outbox, []
+        self._outbox_ready.clear()
+        if not batch:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for event in batch:
+            self._add(pipe, event)
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except (redis.RedisError, OSError):
+            self._outbox[:0] = batch
+            self._outbox_ready.set()
+            raise
+        for error in (r for r in results if isinstance(r, redis.ResponseError)):
+            # Its number was taken: the log was ended by a reader that found no writer.
+            logger.warning("an event was refused by its log: %s", error)
+
+    @staticmethod
+    def _add(pipe, event: Event) -> None:
+        name = key(event.message_id, "events")
+        fields = {"name": event.name, "data": json.dumps(event.data)}
+        pipe.xadd(name, fields, id=f"0-{event.seq + 1}")
+        ttl = settings.CHAT_EVENT_LOG_TTL_SECONDS if event.is_terminal else RUNNING_LOG_TTL_SECONDS
+        # A TTL of 0 means the ended log goes at once (EXPIRE 0 deletes the key).
+        pipe.expire(name, int(ttl))
+        if event.is_terminal:
+            pipe.delete(key(event.message_id, "owner"), key(event.message_id, "stop"))
+
+    async def pulse(self, message_ids: list[int], beat: bool = True) -> list[Pulse]:
+        if not message_ids:
+            return []
+        with redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.mget([key(mid, "stop") for mid in message_ids])
+            if beat:
+                now = time.time()
+                for mid in message_ids:
+                    pipe.set(key(mid, "owner"), 1, ex=LEASE_SECONDS)
+                    pipe.zcard(key(mid, "listeners"))  # with those that left since the last beat
+                    pipe.zremrangebyscore(key(mid, "listeners"), "-inf", now)
+                    pipe.zcard(key(mid, "listeners"))
+            stops, *beats = await pipe.execute()
+        if not beat:
+            counts = self._counts
+            return [
+                Pulse(bool(s), counts.get(m, 0)) for m, s in zip(message_ids, stops, strict=True)
+            ]
+        self._counts = dict(zip(message_ids, beats[3::4], strict=True))
+        return [
+            Pulse(bool(stop), live, listened > 0)
+            for stop, listened, live in zip(stops, beats[1::4], beats[3::4], strict=True)
+        ]
+
+    # Reading ----------------------------------------------------------------------------
+
+    async def read(self, message_id: int, after_seq: int, block: float) -> list[Event] | None:
+        stream = key(message_id, "events")
+        with redis_errors():
+            found = await self.client.xread(
+                {stream: f"0-{after_seq + 1}"}, count=500, block=int(block * 1000) or None
+            )
+            if not found and not await self.client.exists(stream):
+                return None
+        entries = found[0][1] if found else []
+        return [_event(message_id, entry_id, fields) for entry_id, fields in entries]
+
+    async def end(self, event: Event) -> bool:
+        pipe = self.client.pipeline(transaction=False)
+        self._add(pipe, event)
+        with redis_errors():
+            added, *_rest = await pipe.execute(raise_on_error=False)
+        return not isinstance(added, redis.ResponseError)
+
+    async def writing(self, message_id: int) -> bool:
+        with redis_errors():
+            return bool(await self.client.exists(key(message_id, "owner")))
+
+    async def stop(self, message_id: int) -> bool:
+        with redis_errors():
+            if not await self.client.exists(key(message_id, "owner")):
+                return False
+            await self.client.set(key(message_id, "stop"), 1, ex=RUNNING_LOG_TTL_SECONDS)
+        return True
+
+    async def listen(self, message_id: int, listener: str) -> None:
+        name = key(message_id, "listeners")
+        expires = time.time() + max(LISTENER_SECONDS, settings.CHAT_KEEPALIVE_SECONDS * 2)
+        with redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zadd(name, {listener: expires})
+            pipe.expire(name, RUNNING_LOG_TTL_SECONDS)
+            await pipe.execute()
+
+    async def leave(self, message_id: int, listener: str) -> None:
+        # Expired rather than removed: the writer's next beat still sees that it listened.
+        with redis_errors():
+            await self.client.zadd(key(message_id, "listeners"), {listener: time.time()}, xx=True)
+
+    async def listeners(self, message_id: int) -> int:
+        name = key(message_id, "listeners")
+        with redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zremrangebyscore(name, "-inf", time.time())
+            pipe.zcard(name)
+            return (await pipe.execute())[1]
+
+
+def _event(message_id: int, entry_id: bytes, fields: dict) -> Event:
+    seq = int(entry_id.decode().split("-")[1]) - 1
+    return Event(message_id, seq, fields[b"name"].decode(), json.loads(fields[b"data"]))

@@ -172,11 +172,13 @@ def _add_reply(
     return reply, history(conversation.system_prompt, branch)
 
 
-def _fail_interrupted(message_ids) -> int:
+def _fail_interrupted(message_ids, **fields) -> int:
     return (
         Message.objects.streaming()
         .filter(pk__in=message_ids)
-        .update(status=Message.Status.FAILED, error=INTERRUPTED, error_code=INTERRUPTED_CODE)
+        .update(
+            status=Message.Status.FAILED, error=INTERRUPTED, error_code=INTERRUPTED_CODE, **fields
+        )
     )
 
 
@@ -188,9 +190,12 @@ def old_streaming_replies() -> list[int]:
 
 
 @writes
-def fail_interrupted(message_ids: list[int]) -> int:
-    """Mark these replies failed, if still streaming, as nobody writes them; say how many."""
-    return _fail_interrupted(message_ids)
+def fail_interrupted(message_ids: list[int], content: str | None = None) -> int:
+    """Mark these replies failed, if still streaming, as nobody writes them; say how many.
+
+    `content`: their text as their event log holds it; by default, the last saved text.
+    """
+    return _fail_interrupted(message_ids, **({} if content is None else {"content": content}))
 
 
 @writes

@@ -1,11 +1,11 @@
-"""The generation worker: takes local-model requests off the channel layer and streams back.
+"""The generation worker: takes local-model jobs off the channel layer and writes their logs.
 
-Steps, for each request taken from CHAT_WORKER_CHANNEL:
-1. answer `accepted` with this worker's own channel, where a `cancel` can reach it;
-2. trim the prompt to the model's context with its tokenizer;
-3. stream numbered `delta`s, then `end` (or `fail`), to the request's reply channel;
-meanwhile a `heartbeat` goes to every reply channel this worker serves, so a web
-process can tell a slow worker from a dead one.
+Steps, for each job taken from CHAT_WORKER_CHANNEL:
+1. take the job's event log from `queued` (a job stopped or given up on meanwhile
+   cannot be taken, and is skipped);
+2. generate the reply as any writer does (`chat.runs.Run`): its deltas and its end go
+   to the log, its text to the database; the heartbeat, the stop flag and the listeners
+   are the registry's, as in a web process. A job with no reply (a title) only logs text.
 """
 
 from __future__ import annotations
@@ -22,42 +22,51 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from prometheus_client import start_http_server
 
-from chat import metrics
+from chat import events, metrics
+from chat.events import Event
+from chat.models import Message
 from chat.prompt import fit_to_context
 from chat.providers.base import Generation, Provider, ProviderError
-from chat.providers.remote import HEARTBEAT_SECONDS, was_cancelled
+from chat.runs import ReplyIds, Run, registry
+from chat.runs.eventlog import HEARTBEAT_SECONDS
+from chat.runs.eventlog.base import QUEUED
 
 logger = logging.getLogger(__name__)
 ALIVE_FILE = Path("/tmp/chatsite-worker-alive")
 RATE_WINDOW_SECONDS = 10  # chat_worker_tokens_per_second averages over this long
+TEXT_LEASE_SECONDS = 60  # a text (a title) is short: its lease is not renewed
+OUTCOMES = {Message.Status.COMPLETE: "complete", Message.Status.STOPPED: "cancelled"}
 
 
 class GenerationWorker:
-    """Serves generation requests with `provider` until asked to stop."""
+    """Serves generation jobs with `provider` until asked to stop."""
 
     def __init__(self, provider: Provider):
         self.provider = provider
         self.layer = get_channel_layer()
-        self.channel: str | None = None
-        self.active: dict[str, tuple[str, asyncio.Task]] = {}
+        self.registry = registry()
+        self.log = self.registry.log
+        self.active: dict[str, tuple[Generation, asyncio.Task]] = {}
         self.slots = asyncio.Semaphore(settings.CHAT_WORKER_SLOTS)
         self.stopping = asyncio.Event()
         self.generated = 0  # tokens, for the rate gauge
+        self.done_tokens = 0  # of the jobs that ended
         self.token_samples: deque[tuple[float, int]] = deque()
 
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT, then let running replies finish (briefly)."""
-        self.channel = await self.layer.new_channel()
+        reaped = await self.registry.reap()
+        if reaped:
+            logger.warning("marked %d interrupted replies as failed", reaped)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         self._serve_metrics()
-        helpers = [asyncio.create_task(c) for c in (self._control(), self._heartbeat())]
+        heartbeat = asyncio.create_task(self._heartbeat())
         logger.info("generation worker ready on %s", settings.CHAT_WORKER_CHANNEL)
         await self._accept_until_stopped()
         await self._drain(timeout=10)
-        for task in helpers:
-            task.cancel()
+        heartbeat.cancel()
 
     async def _accept_until_stopped(self) -> None:
         while not self.stopping.is_set():
@@ -72,14 +81,23 @@ class GenerationWorker:
                 return
             self._start(receive.result())
 
-    def _start(self, request: dict) -> None:
-        task = asyncio.create_task(self._serve(request))
-        self.active[request["request_id"]] = (request["reply_channel"], task)
+    def _start(self, job: dict) -> None:
+        generation = Generation(
+            model=job["model"],
+            messages=job["messages"],
+            max_tokens=job.get("max_tokens"),
+            temperature=job.get("temperature"),
+            stop_sequences=job.get("stop") or [],
+        )
+        task = asyncio.create_task(self._serve(job, generation))
+        self.active[job["key"]] = (generation, task)
         metrics.WORKER_BUSY.set(len(self.active))
-        task.add_done_callback(lambda t: self._finished(request["request_id"], t))
+        task.add_done_callback(lambda t: self._finished(job["key"], t))
 
-    def _finished(self, request_id: str, task: asyncio.Task) -> None:
-        self.active.pop(request_id, None)
+    def _finished(self, key: str, task: asyncio.Task) -> None:
+        generation, _task = self.active.pop(key)
+        self.done_tokens += generation.output_tokens
+        self._count_tokens()
         self.slots.release()
         metrics.WORKER_BUSY.set(len(self.active))
         if task.cancelled():
@@ -88,76 +106,53 @@ class GenerationWorker:
             outcome = "failed" if task.exception() else task.result()
         metrics.WORKER_REQUESTS.labels(outcome).inc()
 
-    async def _serve(self, request: dict) -> str:
-        """Generate one reply; say how it ended (complete, failed or cancelled)."""
-        if await was_cancelled(request["request_id"]):
-            return "cancelled"  # given up before any worker took it: nobody waits for it
-        reply = request["reply_channel"]
-        await self.layer.send(reply, {"type": "accepted", "worker": self.channel})
-        generation = Generation(
-            model=request["model"],
-            messages=request["messages"],
-            max_tokens=request.get("max_tokens"),
-            temperature=request.get("temperature"),
-            stop_sequences=request.get("stop") or [],
-        )
+    async def _serve(self, job: dict, generation: Generation) -> str:
+        """Write one job's log; say how it ended (complete, failed or cancelled)."""
+        key, reply = job["key"], job.get("reply")
+        lease = HEARTBEAT_SECONDS * 3 if reply else TEXT_LEASE_SECONDS
+        if not await self.log.lease(key, lease, replacing=QUEUED):
+            return "cancelled"  # stopped or given up before this worker took it
+        if reply is None:
+            return await self._text(key, generation)
+        # The request's start, on this process's clock (the machines' clocks agree closely).
+        started = time.monotonic() - max(0.0, time.time() - job["sent_at"])
+        run = Run(ReplyIds(*reply), self.provider, generation, started)
+        await self.registry.launch(run, taken=True)
+        await run.task
+        return OUTCOMES.get(run.outcome, "failed")
+
+    async def _text(self, key: str, generation: Generation) -> str:
+        """Log a text nobody stores (a title): its deltas, then its end."""
+        seq = 0
         try:
-            seq = await self._stream(generation, reply)
+            generation.messages = await asyncio.to_thread(fit_to_context, self.provider, generation)
+            async with contextlib.aclosing(self.provider.stream(generation)) as deltas:
+                async for text in deltas:
+                    self.log.append(Event(key, seq, events.DELTA, events.delta_data(text)))
+                    seq += 1
         except ProviderError as exc:
-            await self.layer.send(reply, {"type": "fail", "code": exc.code, "message": exc.message})
-            return "failed"
-        except Exception:
-            logger.exception("generation failed")
-            message = "The model failed while writing this reply."
-            await self.layer.send(
-                reply, {"type": "fail", "code": "generation_failed", "message": message}
+            self.log.append(
+                Event(key, seq, events.ERROR, events.error_data(0, exc.code, exc.message))
             )
+            await self.log.flush()
             return "failed"
-        await self.layer.send(reply, {
-            "type": "end",
-            "seq": seq,
-            "output_tokens": generation.output_tokens,
-            "prompt_tokens": generation.prompt_tokens,
-        })  # fmt: skip
+        done = {"status": Message.Status.COMPLETE, "output_tokens": generation.output_tokens}
+        self.log.append(Event(key, seq, events.DONE, done))
+        await self.log.flush()
         return "complete"
-
-    async def _stream(self, generation: Generation, reply: str) -> int:
-        """Send the deltas in order; return the next sequence number."""
-        generation.messages = await asyncio.to_thread(fit_to_context, self.provider, generation)
-        seq = counted = 0
-        async with contextlib.aclosing(self.provider.stream(generation)) as deltas:
-            async for text in deltas:
-                self._count_tokens(generation.output_tokens - counted)
-                counted = generation.output_tokens
-                await self.layer.send(reply, {
-                    "type": "delta",
-                    "seq": seq,
-                    "text": text,
-                    "output_tokens": generation.output_tokens,
-                })  # fmt: skip
-                seq += 1
-        self._count_tokens(generation.output_tokens - counted)
-        return seq
-
-    async def _control(self) -> None:
-        """Cancel requests whose reply was stopped or abandoned."""
-        while True:
-            message = await self.layer.receive(self.channel)
-            if message.get("type") == "cancel" and message["request_id"] in self.active:
-                self.active[message["request_id"]][1].cancel()
 
     async def _heartbeat(self) -> None:
         while True:
             ALIVE_FILE.touch()  # noqa: ASYNC240 (a tiny local write, for healthchecks)
-            for reply, _task in list(self.active.values()):
-                with contextlib.suppress(Exception):
-                    await self.layer.send(reply, {"type": "heartbeat"})
+            self._count_tokens()
             await self._sample_metrics()
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
-    def _count_tokens(self, count: int) -> None:
-        self.generated += count
-        metrics.WORKER_TOKENS.inc(count)
+    def _count_tokens(self) -> None:
+        total = self.done_tokens + sum(g.output_tokens for g, _task in self.active.values())
+        if total > self.generated:
+            metrics.WORKER_TOKENS.inc(total - self.generated)
+            self.generated = total
 
     def _serve_metrics(self) -> None:
         """Serve this worker's metrics on CHAT_WORKER_METRICS_PORT, if one is set."""
@@ -179,7 +174,7 @@ class GenerationWorker:
             metrics.WORKER_QUEUE.set(await queue_depth(self.layer, settings.CHAT_WORKER_CHANNEL))
 
     async def _drain(self, timeout: float) -> None:
-        tasks = [task for _reply, task in self.active.values()]
+        tasks = [task for _generation, task in self.active.values()]
         if tasks:
             logger.info("waiting up to %ss for %d replies", timeout, len(tasks))
             _done, pending = await asyncio.wait(tasks, timeout=timeout)

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from chat.events import Event
+from chat.runs.eventlog.base import QUEUED
 from chat.runs.eventlog.memory import MemoryEventLog
 from chat.runs.eventlog.redis import RedisEventLog
 
@@ -122,3 +123,25 @@ async def test_an_ended_log_is_gone_after_its_ttl(log, mid, settings):
             return
         await asyncio.sleep(0.05)
     pytest.fail("the ended log was still there")
+
+
+async def test_a_queued_reply_is_taken_from_the_queue_once(log, mid):
+    assert await log.lease(mid, 30, holder=QUEUED)
+    await write(log, start(mid))
+    assert await log.writing(mid)
+    assert await log.lease(mid, 6, replacing=QUEUED)
+    assert not await log.lease(mid, 6, holder="another worker", replacing=QUEUED)
+    assert await log.writing(mid)
+
+
+async def test_a_lease_is_not_taken_from_its_holder_nor_for_an_unknown_reply(log, mid):
+    assert not await log.lease(mid, 6, replacing=QUEUED)
+    await log.pulse([mid])
+    await write(log, start(mid))
+    assert not await log.lease(mid, 6, holder="another")
+
+
+async def test_an_ended_log_cannot_be_leased_again(log, mid):
+    await write(log, start(mid), done(mid, 1))
+    assert not await log.lease(mid, 6)
+    assert not await log.writing(mid)

@@ -94,7 +94,7 @@ def test_a_killed_worker_fails_the_reply_quickly_and_keeps_its_text(cluster, tmp
         rest = stream.all()
         waited = time.monotonic() - killed
     assert rest[-1].event == "error"
-    assert rest[-1].data["code"] == "worker_lost"
+    assert rest[-1].data["code"] == "interrupted"
     assert waited < 10, f"the error came {waited:.1f}s after the worker died"
     message = wait_for_status(first[0].data["message_id"], timeout=15)
     assert message.status == "failed"

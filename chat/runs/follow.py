@@ -71,7 +71,7 @@ class _Reader:
                 # It ended just now, or its writer died: then this reader ends it.
                 found = await self.log.read(self.message_id, self.seq, 0)
                 if not found:
-                    await self._end_orphan()
+                    await end_orphan(self.log, self.message_id, self.seq)
                     found = await self.log.read(self.message_id, self.seq, 0) or [self._lost()]
                 continue
             await self.log.listen(self.message_id, listener)
@@ -80,11 +80,24 @@ class _Reader:
                 idle = 0.0
                 yield None
 
-    async def _end_orphan(self) -> None:
-        """Nobody writes the reply any more: store it failed, with its last saved text."""
-        await self.log.end(self._lost())
-        await db.fail_interrupted([self.message_id])
-
     def _lost(self) -> Event:
-        data = events.error_data(self.message_id, INTERRUPTED_CODE, INTERRUPTED)
-        return Event(self.message_id, self.seq + 1, events.ERROR, data)
+        return _interrupted(self.message_id, self.seq + 1)
+
+
+def _interrupted(message_id: int, seq: int) -> Event:
+    data = events.error_data(message_id, INTERRUPTED_CODE, INTERRUPTED)
+    return Event(message_id, seq, events.ERROR, data)
+
+
+async def end_orphan(log: EventLog, message_id: int, seq: int) -> None:
+    """Nobody writes the reply any more: end its log, and store it failed with the text the
+    log holds, which is what its followers were shown (or, if the log is not whole, the
+    last saved text)."""
+    logged = await log.read(message_id, -1, 0) or []
+    if not await log.end(_interrupted(message_id, seq + 1)):
+        return  # another reader, or a late writer, ended it first
+    if logged and logged[0].name == events.START:
+        text = "".join(e.data["text"] for e in logged if e.name == events.DELTA)
+        await db.fail_interrupted([message_id], content=text)
+    else:
+        await db.fail_interrupted([message_id])

@@ -13,6 +13,7 @@ from chat import db
 from chat.errors import Unavailable
 from chat.events import Event
 
+from .dispatch import dispatch, end_queued
 from .eventlog import HEARTBEAT_SECONDS, EventLog
 from .follow import follow
 from .run import Run
@@ -35,13 +36,19 @@ class RunRegistry:
         """Raise Unavailable if runs cannot be started right now."""
         await self.log.check()
 
-    async def launch(self, run: Run) -> None:
-        """Start `run`, writing its log from this process."""
+    async def launch(self, run: Run, taken: bool = False) -> None:
+        """Start `run`: hand it to a worker if its provider says so, else write it from here.
+
+        `taken`: this (worker) process took the run from the queue, its `start` logged.
+        """
         self.ensure_services()
+        if run.provider.elsewhere:
+            await dispatch(self.log, run)
+            return
         mid = run.ids.message_id
         await self.log.pulse([mid])  # the lease first: nobody may take the reply for dead
         self._runs[mid] = run
-        run.start(self.log).add_done_callback(lambda _task: self._runs.pop(mid, None))
+        run.start(self.log, taken).add_done_callback(lambda _task: self._runs.pop(mid, None))
         # The start event is written before the response begins, so a reload that lands
         # on another process finds the reply at once. Once the run has started, a
         # failure only delays the log: the writer retries.
@@ -63,8 +70,11 @@ class RunRegistry:
         return await follow(self.log, message_id, after_seq)
 
     async def stop(self, message_id: int) -> bool:
-        """Ask the reply's writer to stop; False if nobody is writing it."""
-        return await self.log.stop(message_id)
+        """Ask the reply's writer to stop; False if nobody is writing it.
+
+        A reply still waiting for a worker is ended here and then, never to be generated.
+        """
+        return await end_queued(self.log, message_id, None) or await self.log.stop(message_id)
 
     def ensure_services(self) -> None:
         """Start this process's background work (the reaper, the writers' tick) once."""

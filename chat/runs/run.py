@@ -47,6 +47,7 @@ class Run:
         self._ended = False
         self._consumer: asyncio.Task | None = None
         self._stop_reason: str | None = None
+        self.outcome: str | None = None  # its status once it ended, `failed` if it did
         # Nobody listening since (monotonic), and whether anybody ever did.
         self._unwatched_since: float | None = started
         self._watched = False
@@ -66,9 +67,26 @@ class Run:
     def finished(self) -> bool:
         return self._ended
 
-    def start(self, log: EventLog) -> asyncio.Task:
-        """Begin generating, writing to `log`; nobody has to listen yet."""
+    def start(self, log: EventLog, taken: bool = False) -> asyncio.Task:
+        """Begin generating, writing to `log`; nobody has to listen yet.
+
+        `taken`: the reply was dispatched to this worker, its `start` already logged.
+        """
         self.log = log
+        if taken:
+            self._seq = 1
+        else:
+            self.announce()
+        telemetry.reply_started(self)
+        # A fresh context: the run outlives the request, so it must not inherit the
+        # request's thread-sensitive executor (asgiref), which dies with the request.
+        self.task = asyncio.create_task(
+            self._main(), name=f"reply-{self.ids.message_id}", context=contextvars.Context()
+        )
+        return self.task
+
+    def announce(self) -> None:
+        """Log the reply's `start`."""
         self._append(
             events.START,
             events.start_data(
@@ -78,13 +96,6 @@ class Run:
                 self.generation.model,
             ),
         )
-        telemetry.reply_started(self)
-        # A fresh context: the run outlives the request, so it must not inherit the
-        # request's thread-sensitive executor (asgiref), which dies with the request.
-        self.task = asyncio.create_task(
-            self._main(), name=f"reply-{self.ids.message_id}", context=contextvars.Context()
-        )
-        return self.task
 
     def stop(self, reason: str = "requested") -> bool:
         """End the reply early, keeping its text; False if it had already ended."""
@@ -128,11 +139,13 @@ class Run:
         except Exception:
             logger.exception("reply %s could not be saved", self.ids.message_id)
             error = error or SAVE_ERROR
-        await self._finishing()
+        await self.finishing()
+        self.outcome = Message.Status.FAILED if error else status
         self._end(final, error)
         telemetry.reply_ended(self, final, error)
 
-    async def _finishing(self) -> None:
+    async def finishing(self) -> None:
+        """Run the end hook (the limits count the reply's tokens), surviving its failure."""
         try:
             if self.on_finish:
                 await self.on_finish(self)

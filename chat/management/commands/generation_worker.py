@@ -8,8 +8,6 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from chat.runs import registry
-
 logger = logging.getLogger("chat.worker")
 
 
@@ -32,7 +30,4 @@ class Command(BaseCommand):
         started = time.perf_counter()
         provider.preload()
         logger.info("model loaded in %.1fs", time.perf_counter() - started)
-        reaped = asyncio.run(registry().reap())
-        if reaped:
-            logger.warning("marked %d interrupted replies as failed", reaped)
         asyncio.run(GenerationWorker(provider).run())

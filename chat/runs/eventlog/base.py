@@ -9,6 +9,7 @@ stop reaches the writer as a flag it reads on each pulse.
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from chat.events import Event
 HEARTBEAT_SECONDS = 2.0
 LEASE_SECONDS = int(3 * HEARTBEAT_SECONDS)  # three missed heartbeats: the writer died
 LISTENER_SECONDS = 30  # a listener that stops renewing for this long has gone
+QUEUED = "queued"  # the lease's holder while a reply waits for a worker to take it
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +31,13 @@ class Pulse:
 
 
 class EventLog(ABC):
-    """Reply event logs by message id: events numbered from 0, each appended once, in order."""
+    """Reply event logs by message id: events numbered from 0, each appended once, in order.
+
+    `holder` names this process as a writer: its pulses hold leases in that name.
+    """
+
+    def __init__(self):
+        self.holder = uuid.uuid4().hex
 
     @abstractmethod
     async def check(self) -> None:
@@ -44,6 +52,13 @@ class EventLog(ABC):
     @abstractmethod
     async def flush(self) -> None:
         """Wait until every queued event is written."""
+
+    @abstractmethod
+    async def lease(
+        self, message_id: int, seconds: float, holder: str = "", replacing: str = ""
+    ) -> bool:
+        """Take the log's lease for `holder` (this process by default) if it is free; with
+        `replacing`, only from that holder (a reply waiting for a worker is taken so)."""
 
     @abstractmethod
     async def pulse(self, message_ids: list[int], beat: bool = True) -> list[Pulse]:

@@ -18,6 +18,7 @@ class _Log:
     events: list[Event] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     leased_until: float = 0.0
+    holder: str = ""
     stop: bool = False
     listeners: set[str] = field(default_factory=set)
     left: int = 0  # listeners gone since the last beat
@@ -41,6 +42,7 @@ class MemoryEventLog(EventLog):
     """Logs in a dict; an ended log stays for CHAT_EVENT_LOG_TTL_SECONDS, for reattaching."""
 
     def __init__(self):
+        super().__init__()
         self._logs: dict[int, _Log] = {}
 
     async def check(self) -> None:
@@ -69,9 +71,23 @@ class MemoryEventLog(EventLog):
             log = self._logs.setdefault(mid, _Log())
             listened = bool(log.listeners) or log.left > 0
             if beat and not log.ended:
-                log.leased_until, log.left = until, 0
+                log.leased_until, log.holder, log.left = until, self.holder, 0
             pulses.append(Pulse(log.stop, len(log.listeners), listened))
         return pulses
+
+    async def lease(
+        self, message_id: int, seconds: float, holder: str = "", replacing: str = ""
+    ) -> bool:
+        log = self._logs.get(message_id) or (
+            None if replacing else self._logs.setdefault(message_id, _Log())
+        )
+        if log is None or log.ended:
+            return False
+        held = log.holder if log.leased_until > time.monotonic() else ""
+        if held != replacing:
+            return False
+        log.leased_until, log.holder = time.monotonic() + seconds, holder or self.holder
+        return True
 
     async def read(self, message_id: int, after_seq: int, block: float) -> list[Event] | None:
         log = self._logs.get(message_id)

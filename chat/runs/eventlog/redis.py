@@ -31,6 +31,17 @@ RUNNING_LOG_TTL_SECONDS = 24 * 3600
 REDIS_DOWN = "The message service (Redis) is unreachable; try again in a moment."
 
 
+# KEYS: the lease, the events. ARGV: holder, seconds, the holder it may replace ("": none).
+# An ended log's lease is gone for good.
+LEASE = """
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
+if last and (last[2][2] == 'done' or last[2][2] == 'error') then return 0 end
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[3] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
 def key(message_id: int, part: str) -> str:
     return f"{settings.CHAT_REDIS_PREFIX}:run:{message_id}:{part}"
 
@@ -49,6 +60,7 @@ class RedisEventLog(EventLog):
     """Logs as Redis streams; appends go out in pipelined batches, in order."""
 
     def __init__(self, url: str):
+        super().__init__()
         self.url = url
         self._redis: redis.asyncio.Redis | None = None
         self._outbox: list[Event] = []
@@ -131,7 +143,7 @@ class RedisEventLog(EventLog):
             if beat:
                 now = time.time()
                 for mid in message_ids:
-                    pipe.set(key(mid, "owner"), 1, ex=LEASE_SECONDS)
+                    pipe.set(key(mid, "owner"), self.holder, ex=LEASE_SECONDS)
                     pipe.zcard(key(mid, "listeners"))  # with those that left since the last beat
                     pipe.zremrangebyscore(key(mid, "listeners"), "-inf", now)
                     pipe.zcard(key(mid, "listeners"))
@@ -146,6 +158,14 @@ class RedisEventLog(EventLog):
             Pulse(bool(stop), live, listened > 0)
             for stop, listened, live in zip(stops, beats[1::4], beats[3::4], strict=True)
         ]
+
+    async def lease(
+        self, message_id: int, seconds: float, holder: str = "", replacing: str = ""
+    ) -> bool:
+        keys = [key(message_id, "owner"), key(message_id, "events")]
+        args = [holder or self.holder, max(int(seconds), 1), replacing]
+        with redis_errors():
+            return bool(await self.client.eval(LEASE, 2, *keys, *args))
 
     # Reading ----------------------------------------------------------------------------
 

@@ -179,7 +179,6 @@ CHAT_WORKER_CHANNEL = os.getenv("CHAT_WORKER_CHANNEL", "chat-generate")
 CHAT_WORKER_QUEUE_TIMEOUT_SECONDS = envnum(
     "CHAT_WORKER_QUEUE_TIMEOUT_SECONDS", "30", kind=float, minimum=1
 )
-CHAT_WORKER_SLOTS = envnum("CHAT_WORKER_SLOTS", "32", minimum=1)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -203,9 +202,16 @@ CHAT_LOCAL_MODEL_PATH = os.getenv("CHAT_LOCAL_MODEL_PATH", "")
 CHAT_LOCAL_ENABLED = envbool("CHAT_LOCAL_ENABLED", "true")
 CHAT_MODEL_CACHE_DIR = Path(os.getenv("CHAT_MODEL_CACHE_DIR", str(BASE_DIR / "var" / "models")))
 CHAT_TORCH_THREADS = envnum("CHAT_TORCH_THREADS", str(len(os.sched_getaffinity(0))), minimum=1)
-# Local replies decoded together in one batch; more wait their turn. 32 matches a
-# worker's CHAT_WORKER_SLOTS, and on two cores a step over 32 costs ~1.5x a step over 1.
+# Local replies decoded together in one batch, in a web process or a worker alike (a
+# worker takes no more requests than that); more wait their turn. On two cores a step
+# over 32 costs ~1.5x a step over 1.
 CHAT_LOCAL_MAX_CONCURRENCY = envnum("CHAT_LOCAL_MAX_CONCURRENCY", "32", minimum=1)
+if "CHAT_WORKER_SLOTS" in os.environ:
+    # The one it replaced had to match this; a value silently ignored would not.
+    raise ImproperlyConfigured(
+        "CHAT_WORKER_SLOTS is gone: set CHAT_LOCAL_MAX_CONCURRENCY, the local model's batch "
+        "size, which a worker also takes as the number of replies it generates at once."
+    )
 CHAT_MAX_NEW_TOKENS = envnum("CHAT_MAX_NEW_TOKENS", "512", minimum=1)
 
 OPENAI_API_KEY = envsecret("OPENAI_API_KEY")

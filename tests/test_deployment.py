@@ -88,6 +88,15 @@ def test_without_https_the_deploy_check_names_what_is_missing():
     assert {"W004", "W008", "W012", "W016"} <= found
 
 
+def test_the_retired_worker_slots_variable_stops_the_start_naming_its_replacement():
+    env = environment(DEBUG="true", CHAT_WORKER_SLOTS="8")
+
+    checked = manage(env, "check")
+
+    assert checked.returncode != 0
+    assert "CHAT_WORKER_SLOTS is gone: set CHAT_LOCAL_MAX_CONCURRENCY" in checked.stderr
+
+
 @pytest.fixture
 def https_site(transactional_db, django_user_model, tmp_path):
     """The site in its own process with CHAT_HTTPS=true, as behind a TLS-terminating proxy."""

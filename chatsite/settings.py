@@ -171,7 +171,8 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 
 REDIS_URL = os.getenv("REDIS_URL", "")
-# Namespaces this deployment's keys in a shared Redis (and keeps test runs apart).
+# Namespaces this deployment's keys and channels (its workers' queue among them) in a
+# shared Redis, and keeps test runs apart.
 CHAT_REDIS_PREFIX = os.getenv("CHAT_REDIS_PREFIX", "chat")
 CHANNEL_CAPACITY = envnum("CHAT_CHANNEL_CAPACITY", "20000", minimum=100)
 # Where web processes send local-model work (REDIS_URL set): any worker may take it.
@@ -189,6 +190,8 @@ if REDIS_URL:
                 # redis-py's default 5 s socket timeout would race the layer's 5 s BZPOPMIN.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "capacity": CHANNEL_CAPACITY,
+                # The worker queue and every reply channel, apart from other sites' too.
+                "prefix": f"{CHAT_REDIS_PREFIX}:channel:",
             },
         }
     }

@@ -47,7 +47,7 @@ class GenerationWorker:
         self.registry = registry()
         self.log = self.registry.log
         self.active: dict[str, tuple[Generation, asyncio.Task]] = {}
-        self.slots = asyncio.Semaphore(settings.CHAT_WORKER_SLOTS)
+        self.slots = asyncio.Semaphore(settings.CHAT_LOCAL_MAX_CONCURRENCY)
         self.stopping = asyncio.Event()
         self.generated = 0  # tokens, for the rate gauge
         self.done_tokens = 0  # of the jobs that ended
@@ -156,7 +156,7 @@ class GenerationWorker:
 
     def _serve_metrics(self) -> None:
         """Serve this worker's metrics on CHAT_WORKER_METRICS_PORT, if one is set."""
-        metrics.WORKER_SLOTS.set(settings.CHAT_WORKER_SLOTS)
+        metrics.WORKER_SLOTS.set(settings.CHAT_LOCAL_MAX_CONCURRENCY)
         port = settings.CHAT_WORKER_METRICS_PORT
         if port:
             start_http_server(port, registry=metrics.WORKER_REGISTRY)

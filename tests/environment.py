@@ -9,3 +9,6 @@ import os
 import secrets
 
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+# This run's Redis keys and channels (the worker queue too), apart from any other run's;
+# the servers and workers it starts inherit it.
+os.environ["CHAT_REDIS_PREFIX"] = f"chattest{os.getpid()}"

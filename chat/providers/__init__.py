@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from .base import ConfigurationError, Generation, Provider, ProviderError
 
@@ -14,6 +15,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "available_models",
+    "check_default_model",
     "provider_for",
 ]
 
@@ -55,6 +57,17 @@ def provider_for(model: str) -> Provider | None:
         if model in provider.models():
             return provider
     return None
+
+
+def check_default_model() -> None:
+    """Stop the start-up if CHAT_DEFAULT_MODEL names no model on offer, listing those that are."""
+    offered = [model["id"] for model in available_models()]
+    if settings.CHAT_DEFAULT_MODEL not in offered:
+        available = ", ".join(offered) or "none (see CHAT_LOCAL_ENABLED, OPENAI_MODELS)"
+        raise ImproperlyConfigured(
+            f"CHAT_DEFAULT_MODEL is {settings.CHAT_DEFAULT_MODEL!r}, which no provider offers; "
+            f"set it to one of the models available: {available}."
+        )
 
 
 def reset() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,6 +16,7 @@ from chat.errors import Unavailable
 from chat.events import Event
 
 from .eventlog import HEARTBEAT_SECONDS, EventLog
+from .eventlog.base import LISTENER_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class _Reader:
         # Check on the writer once per heartbeat: a dead one is noticed within seconds.
         keepalive = settings.CHAT_KEEPALIVE_SECONDS
         idle, every = 0.0, min(HEARTBEAT_SECONDS, keepalive)
+        renew_at = time.monotonic() + LISTENER_SECONDS / 3
         while True:
             for event in found:
                 self.seq = event.seq
@@ -64,6 +67,9 @@ class _Reader:
                     return
             if found:
                 idle = 0.0
+            if time.monotonic() >= renew_at:  # however busy the reply, this one still listens
+                await self.log.listen(self.message_id, listener)
+                renew_at = time.monotonic() + LISTENER_SECONDS / 3
             found = await self.log.read(self.message_id, self.seq, every) or []
             if found:
                 continue
@@ -74,7 +80,6 @@ class _Reader:
                     await end_orphan(self.log, self.message_id, self.seq)
                     found = await self.log.read(self.message_id, self.seq, 0) or [self._lost()]
                 continue
-            await self.log.listen(self.message_id, listener)
             idle += every
             if idle >= keepalive:
                 idle = 0.0

@@ -9,3 +9,6 @@ import os
 import secrets
 
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+# Servers the suite starts don't load the local model as they start (CHAT_LOCAL_PRELOAD):
+# most never use it. Tests of the preload turn it on.
+os.environ.setdefault("CHAT_LOCAL_PRELOAD", "false")

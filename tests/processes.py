@@ -17,7 +17,7 @@ from django.conf import settings
 ROOT = Path(__file__).resolve().parent.parent
 PR_SET_PDEATHSIG = 1
 # With REDIS_URL set, this test run's keys and worker queue, apart from any other's.
-REDIS_PREFIX = f"chattest{os.getpid()}"
+REDIS_PREFIX = os.environ["CHAT_REDIS_PREFIX"]  # set by tests/environment.py
 WORKER_CHANNEL = f"chat-generate-test{os.getpid()}"
 
 

@@ -7,6 +7,7 @@ import threading
 from functools import cache
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from .base import ConfigurationError, Generation, Provider, ProviderError
 
@@ -18,6 +19,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "available_models",
+    "check_default_model",
     "preload_default",
     "provider_for",
 ]
@@ -86,6 +88,17 @@ def _preload(provider: Provider) -> None:
         log.exception("Loading the default model in the background failed")
         return
     log.info("The default model %s is ready", settings.CHAT_DEFAULT_MODEL)
+
+
+def check_default_model() -> None:
+    """Stop the start-up if CHAT_DEFAULT_MODEL names no model on offer, listing those that are."""
+    offered = [model["id"] for model in available_models()]
+    if settings.CHAT_DEFAULT_MODEL not in offered:
+        available = ", ".join(offered) or "none (see CHAT_LOCAL_ENABLED, OPENAI_MODELS)"
+        raise ImproperlyConfigured(
+            f"CHAT_DEFAULT_MODEL is {settings.CHAT_DEFAULT_MODEL!r}, which no provider offers; "
+            f"set it to one of the models available: {available}."
+        )
 
 
 def reset() -> None:

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 # an estimate, which fit_to_context corrects with one exact count of the whole prompt.
 TEMPLATE_TOKENS_PER_MESSAGE = 5
 WARM_UP = [{"role": "user", "content": "Hello"}]
+_warming = threading.Event()  # set while preload runs: a reply that starts now waits for it
 
 
 class LocalProvider(Provider):
@@ -31,20 +32,24 @@ class LocalProvider(Provider):
         return [settings.CHAT_LOCAL_MODEL_ID]
 
     def ready(self) -> bool:
-        """Whether the model is loaded and its engine running."""
-        return engine_running()
+        """Whether the model is loaded, its engine running and not warming up."""
+        return engine_running() and not _warming.is_set()
 
     def preload(self) -> None:
         """Load the model, start its engine and write a two-token reply, so the first doesn't wait.
 
         The short reply compiles the chat template and runs the model's first passes, which
-        cost ~40 ms more than later ones.
+        are slower than later ones (~40 ms on a quiet machine, more on a busy one).
         """
-        loaded = shared_model()
-        ended = threading.Event()
-        warm_up = Request(_prompt_ids(loaded, WARM_UP), 2, None, _WarmUpSink(ended))
-        shared_engine().submit(warm_up)
-        ended.wait()
+        _warming.set()
+        try:
+            loaded = shared_model()
+            ended = threading.Event()
+            warm_up = Request(_prompt_ids(loaded, WARM_UP), 2, None, _WarmUpSink(ended))
+            shared_engine().submit(warm_up)
+            ended.wait()
+        finally:
+            _warming.clear()
         if warm_up.sink.error:  # the engine has logged it; a broken model should be loud
             raise warm_up.sink.error
 

@@ -8,11 +8,13 @@ Playwright), and sends a long markdown document prefixed with `echo `, which the
 model streams back four characters a token: headings, paragraphs with inline markup,
 lists, tables, quotes and code blocks, the way a long answer looks.
 
-It prints two figures:
+It prints three figures:
 
 - **per-frame render time**: how long each animation-frame callback of the page took
   while the reply streamed (the page renders a streaming reply in requestAnimationFrame,
   at most once a frame); p50, p95 and the worst. Target: p95 <= 16 ms, one frame at 60 Hz.
+- **whole frame**: the main thread's time for each of those frames, from Chrome's trace:
+  the callbacks and the style, layout, paint and commit that follow them in the frame.
 - **on screen after the last delta**: from the moment the page received the reply's last
   delta (its network chunk was read) to the first frame painted after the reply's body
   stopped changing (the final render, with code highlighting and Copy buttons, included).

@@ -19,6 +19,7 @@ from django.urls import path  # noqa: E402
 
 from chat.bodylimit import BodyLimitMiddleware  # noqa: E402
 from chat.consumers import ConversationConsumer  # noqa: E402
+from chat.providers import preload_default  # noqa: E402
 
 websocket_routes = [
     path("ws/conversations/<int:conversation_id>/", ConversationConsumer.as_asgi()),
@@ -30,3 +31,7 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_routes))),
     }
 )
+
+# Every server imports this module as it starts (uvicorn, runserver's Daphne): load the
+# default model now, in the background, rather than on the first message.
+preload_default()

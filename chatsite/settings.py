@@ -203,6 +203,9 @@ else:
 CHAT_LOCAL_MODEL_ID = os.getenv("CHAT_LOCAL_MODEL_ID", "smollm2-135m")
 CHAT_LOCAL_MODEL_PATH = os.getenv("CHAT_LOCAL_MODEL_PATH", "")
 CHAT_LOCAL_ENABLED = envbool("CHAT_LOCAL_ENABLED", "true")
+# A server starts loading its default model in the background (chatsite/asgi.py), so the
+# first reply doesn't wait ~4 s for it; the suite turns this off (tests/environment.py).
+CHAT_LOCAL_PRELOAD = envbool("CHAT_LOCAL_PRELOAD", "true")
 CHAT_MODEL_CACHE_DIR = Path(os.getenv("CHAT_MODEL_CACHE_DIR", str(BASE_DIR / "var" / "models")))
 CHAT_TORCH_THREADS = envnum("CHAT_TORCH_THREADS", str(len(os.sched_getaffinity(0))), minimum=1)
 # Local replies decoded together in one batch, in a web process or a worker alike (a

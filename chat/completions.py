@@ -182,7 +182,9 @@ class Completion:
         return "length" if (done.get("output_tokens") or 0) >= limit else "stop"
 
     async def usage(self, done: dict) -> dict:
-        prompt = self.generation.prompt_tokens  # as the model counted it, where it says
+        # As the model counted it, where it says: its `done` carries the count (from
+        # whichever process wrote the reply).
+        prompt = done.get("prompt_tokens", self.generation.prompt_tokens)
         if prompt is None:
             prompt = await asyncio.to_thread(_prompt_tokens, self.request)
         completion = done.get("output_tokens") or 0

@@ -67,14 +67,18 @@ def snapshot_data(message_id: int, text: str) -> dict:
     return {"message_id": message_id, "text": text}
 
 
-def done_data(message_id, status, ttft_ms, output_tokens, duration_ms) -> dict:
-    return {
+def done_data(message_id, status, ttft_ms, output_tokens, duration_ms, prompt_tokens=None):
+    """`prompt_tokens` only where the model counted the prompt (the usage of `/v1` reports it)."""
+    data = {
         "message_id": message_id,
         "status": status,
         "ttft_ms": ttft_ms,
         "output_tokens": output_tokens,
         "duration_ms": duration_ms,
     }
+    if prompt_tokens is not None:
+        data["prompt_tokens"] = prompt_tokens
+    return data
 
 
 def error_data(message_id: int, code: str, message: str) -> dict:

@@ -107,6 +107,7 @@ async def _ended(run: Run, last: Event) -> None:
     data = last.data
     error = ProviderError(data["code"], data["message"]) if last.name == events.ERROR else None
     run.generation.output_tokens = data.get("output_tokens") or 0
+    run.generation.prompt_tokens = data.get("prompt_tokens")
     elapsed = round((time.monotonic() - run.started) * 1000)
     final = {
         "status": data.get("status", Message.Status.FAILED),

@@ -228,4 +228,5 @@ class Run:
         if error:
             self._append(events.ERROR, events.error_data(mid, error.code, error.message))
         else:
-            self._append(events.DONE, events.done_data(mid, **final))
+            prompt = self.generation.prompt_tokens
+            self._append(events.DONE, events.done_data(mid, **final, prompt_tokens=prompt))

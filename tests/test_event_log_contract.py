@@ -53,6 +53,13 @@ async def test_it_reads_back_what_was_appended_in_order(log, mid):
     assert await log.read(mid, 3, block=0) == []
 
 
+async def test_a_flush_waits_for_the_events_already_on_their_way(log, mid):
+    log.append(start(mid))
+    await asyncio.sleep(0)  # a background writer may take them first
+    await log.flush()
+    assert await log.read(mid, -1, block=0) == [start(mid)]
+
+
 async def test_it_has_no_log_for_a_reply_nobody_wrote(log, mid):
     assert await log.read(mid, -1, block=0) is None
     assert not await log.writing(mid)

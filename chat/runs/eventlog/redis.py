@@ -66,6 +66,9 @@ class RedisEventLog(EventLog):
         self._outbox: list[Event] = []
         self._outbox_ready = asyncio.Event()
         self._writer: asyncio.Task | None = None
+        # One batch at a time: a flush waits for the batch in flight, so events stay in order
+        # and "flushed" means written.
+        self._writing = asyncio.Lock()
         self._counts: dict[int, int] = {}  # listener counts at the last beat
 
     @property
@@ -106,6 +109,10 @@ class RedisEventLog(EventLog):
 
     async def _write_outbox(self) -> None:
         """Write the queued events in one round trip; on failure keep them, in order."""
+        async with self._writing:
+            await self._write_batch()
+
+    async def _write_batch(self) -> None:
         batch, self._outbox = self._outbox, []
         self._outbox_ready.clear()
         if not batch:

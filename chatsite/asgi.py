@@ -17,6 +17,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from chat import parsing  # noqa: E402
 from chat.bodylimit import BodyLimitMiddleware  # noqa: E402
 from chat.consumers import ConversationConsumer  # noqa: E402
 
@@ -30,3 +31,6 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_routes))),
     }
 )
+
+# Large request bodies are parsed in a worker process; it takes a second to start.
+parsing.start_worker()

@@ -1,0 +1,103 @@
+"""Request bodies as JSON objects that fit their schema: parsed in one way, in two places.
+
+Parsing and checking hold the GIL: a megabyte of small JSON objects (30,000 chat
+messages, say) is tens of milliseconds in which nothing else in the process moves, and
+on the event loop no other user's reply either. A thread would not help, since it would
+hold the same lock. So a body over INLINE_BYTES is parsed and checked in a worker
+process, and only the result comes back: for a body refused, one small error. A smaller
+body costs less than the trip there, and is parsed where it is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import django
+
+from chat import safejson
+from chat.errors import BadRequest, Unavailable
+from chat.schema import validate
+
+# Below this many bytes a body takes about a millisecond to parse: less than the trip.
+INLINE_BYTES = 64 * 1024
+# One process: large bodies wait for each other there, not for everyone else's requests.
+WORKERS = 1
+
+_pool: ProcessPoolExecutor | None = None
+_pool_pid: int | None = None
+_pool_lock = threading.Lock()
+
+
+def parse_body(raw: bytes, schema: dict | None, default_code: str = "invalid_field") -> dict:
+    """`raw` as a JSON object that fits `schema`, or a 400/413 ChatError saying why not."""
+    try:
+        body = safejson.loads(raw or b"{}")
+    except safejson.NotJSON as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.", code="invalid_json")
+    if schema is not None:
+        validate(body, schema, default_code)
+    return body
+
+
+def parsed(raw: bytes, schema: dict | None, default_code: str = "invalid_field") -> dict:
+    """parse_body, in the worker process when the body is large; for sync code."""
+    if len(raw) <= INLINE_BYTES:
+        return parse_body(raw, schema, default_code)
+    with _worker_errors():
+        return _worker().submit(parse_body, raw, schema, default_code).result()
+
+
+async def parsed_async(raw: bytes, schema: dict | None, default_code: str = "invalid_field"):
+    """parse_body, in the worker process when the body is large; the event loop runs on."""
+    if len(raw) <= INLINE_BYTES:
+        return parse_body(raw, schema, default_code)
+    with _worker_errors():
+        return await asyncio.wrap_future(_worker().submit(parse_body, raw, schema, default_code))
+
+
+@contextlib.contextmanager
+def _worker_errors():
+    """A worker that died (killed, out of memory) is replaced; this body gets a 503."""
+    try:
+        yield
+    except BrokenProcessPool:
+        _forget_pool()
+        raise Unavailable("The body could not be read just now; send it again.") from None
+
+
+def start_worker() -> None:
+    """Start the worker now (it takes a second), so that the first large body need not wait."""
+    _worker().submit(int)
+
+
+def _worker() -> ProcessPoolExecutor:
+    """This process's worker pool: fresh interpreters with Django set up.
+
+    Spawned rather than forked: a fork of a process with running threads can inherit a
+    lock one of them held, and never see it released. A server that forks its workers
+    after loading the app gets a pool of its own in each.
+    """
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            context = multiprocessing.get_context("spawn")
+            _pool = ProcessPoolExecutor(WORKERS, mp_context=context, initializer=django.setup)
+            _pool_pid = os.getpid()
+        return _pool
+
+
+def _forget_pool() -> None:
+    """A worker died (killed, out of memory): the next large body starts a new one."""
+    global _pool
+    with _pool_lock:
+        broken, _pool = _pool, None
+    if broken is not None:
+        broken.shutdown(wait=False, cancel_futures=True)

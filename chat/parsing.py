@@ -1,11 +1,13 @@
-"""Request bodies as JSON objects that fit their schema: parsed in one way, in two places.
+"""Request bodies and uploaded files parsed and checked: small ones here, large ones in a
+worker process.
 
 Parsing and checking hold the GIL: a megabyte of small JSON objects (30,000 chat
 messages, say) is tens of milliseconds in which nothing else in the process moves, and
-on the event loop no other user's reply either. A thread would not help, since it would
-hold the same lock. So a body over INLINE_BYTES is parsed and checked in a worker
-process, and only the result comes back: for a body refused, one small error. A smaller
-body costs less than the trip there, and is parsed where it is read.
+on the event loop no other user's reply either; a history file's thousands of messages
+are a few hundred. A thread would not help, since it would hold the same lock. So input
+over INLINE_BYTES is parsed and checked in a worker process, by the same function, and
+only the result comes back: for a body refused, one small error. Smaller input costs
+less than the trip there, and is parsed where it is read.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import contextlib
 import multiprocessing
 import os
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import django
+from django.conf import settings
 
 from chat import safejson
 from chat.errors import BadRequest, Unavailable
@@ -49,10 +52,7 @@ def parse_body(raw: bytes, schema: dict | None, default_code: str = "invalid_fie
 
 def parsed(raw: bytes, schema: dict | None, default_code: str = "invalid_field") -> dict:
     """parse_body, in the worker process when the body is large; for sync code."""
-    if len(raw) <= INLINE_BYTES:
-        return parse_body(raw, schema, default_code)
-    with _worker_errors():
-        return _worker().submit(parse_body, raw, schema, default_code).result()
+    return call(parse_body, raw, schema, default_code)
 
 
 async def parsed_async(raw: bytes, schema: dict | None, default_code: str = "invalid_field"):
@@ -60,7 +60,31 @@ async def parsed_async(raw: bytes, schema: dict | None, default_code: str = "inv
     if len(raw) <= INLINE_BYTES:
         return parse_body(raw, schema, default_code)
     with _worker_errors():
-        return await asyncio.wrap_future(_worker().submit(parse_body, raw, schema, default_code))
+        return await asyncio.wrap_future(_submit(parse_body, raw, schema, default_code))
+
+
+def call(function, raw: bytes, *args):
+    """function(raw, *args), in the worker process when `raw` is large; for sync code.
+
+    `function` must be importable by name; what it returns or raises comes back pickled.
+    """
+    if len(raw) <= INLINE_BYTES:
+        return function(raw, *args)
+    with _worker_errors():
+        return _submit(function, raw, *args).result()
+
+
+def _submit(function, *args) -> Future:
+    chat_settings = {name: getattr(settings, name) for name in dir(settings) if name[:5] == "CHAT_"}
+    return _worker().submit(_with_settings, chat_settings, function, *args)
+
+
+def _with_settings(chat_settings: dict, function, *args):
+    # The worker reads the site's settings from the environment, as the server did; tests
+    # change them as they run, so those the parsers read travel with each call.
+    for name, value in chat_settings.items():
+        setattr(settings, name, value)
+    return function(*args)
 
 
 @contextlib.contextmanager

@@ -20,10 +20,9 @@ import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-import django
 from django.conf import settings
 
-from chat import safejson
+from chat import parsing_process, safejson
 from chat.errors import BadRequest, Unavailable
 from chat.schema import validate
 
@@ -103,7 +102,7 @@ def start_worker() -> None:
 
 
 def _worker() -> ProcessPoolExecutor:
-    """This process's worker pool: fresh interpreters with Django set up.
+    """This process's worker pool: fresh interpreters, at a lower priority, with Django set up.
 
     Spawned rather than forked: a fork of a process with running threads can inherit a
     lock one of them held, and never see it released. A server that forks its workers
@@ -113,7 +112,9 @@ def _worker() -> ProcessPoolExecutor:
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():
             context = multiprocessing.get_context("spawn")
-            _pool = ProcessPoolExecutor(WORKERS, mp_context=context, initializer=django.setup)
+            _pool = ProcessPoolExecutor(
+                WORKERS, mp_context=context, initializer=parsing_process.set_up
+            )
             _pool_pid = os.getpid()
         return _pool
 

@@ -1,6 +1,7 @@
 """Load test for streamed replies: N concurrent SSE streams, timed at the client.
 
     python bench/stream_load.py --spawn --baseline --streams 1000
+    python bench/stream_load.py --spawn --no-instrument --server uvicorn --server runserver
 
 Each stream gets a conversation of its own (created first, untimed), then all streams
 send their message together (or spread over --ramp seconds) and read the reply.
@@ -549,20 +550,24 @@ def create_api_key(env: dict | None = None) -> str:
 def server_command(kind: str, port: int, app: str) -> list[str]:
     if kind == "daphne":
         return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+    if kind == "runserver":  # Daphne through Django, as before scripts/run.sh used uvicorn
+        return [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
     where = ["--host", "127.0.0.1", "--port", str(port)]
     quiet = ["--lifespan", "off", "--no-access-log", "--log-level", "warning"]
     return [sys.executable, "-m", "uvicorn", app, *where, *quiet]
 
 
 @contextlib.contextmanager
-def spawn_chatsite(args: argparse.Namespace, workdir: Path) -> Iterator[Target]:
+def spawn_chatsite(args: argparse.Namespace, workdir: Path, server: str) -> Iterator[Target]:
     """chatsite with the fake model on a fresh SQLite database, in a subprocess."""
+    workdir = workdir / server
+    workdir.mkdir()
     env = chatsite_env(args, workdir)
     manage(env, "migrate", "-v0")
     key, port = create_api_key(env), free_port()
     app = args.app or ("chatsite.asgi:application" if args.no_instrument else INSTRUMENTED)
-    command = server_command(args.server, port, app)
-    with serve(f"chatsite-{args.server}", command, env, port, workdir) as target:
+    command = server_command(server, port, app)
+    with serve(f"chatsite-{server}", command, env, port, workdir) as target:
         target.api_key = key
         yield target
 
@@ -613,7 +618,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--api-key", default="", help="Bearer key for --url (default: $CHAT_API_KEY)")
     add("--setup", action="store_true", help="make a key with manage.py create_api_key")
     add("--spawn", action="store_true", help="start chatsite itself, on a fresh database")
-    add("--server", choices=["uvicorn", "daphne"], default="uvicorn", help="for --spawn")
+    add(
+        "--server",
+        action="append",
+        choices=["uvicorn", "daphne", "runserver"],
+        help="for --spawn (default uvicorn); repeat it to measure several in turn",
+    )
     add("--baseline", action="store_true", help="also load bench/baseline_server.py")
     add("--tokens-per-second", type=float, default=20, help="the fake model's pace (20)")
     add("--tokens", type=int, default=40, help="the fake model's reply length (40)")
@@ -638,16 +648,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--server-env takes NAME=VALUE")
     if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
         parser.error("--url must be a loopback address")
+    args.server = list(dict.fromkeys(args.server or ["uvicorn"]))
+    if "runserver" in args.server and not args.no_instrument:
+        parser.error("--server runserver serves chatsite.asgi: add --no-instrument")
     return args
 
 
 def measure_all(args: argparse.Namespace, workdir: Path) -> dict[str, dict]:
-    """Our server first, then the baseline: one at a time, so neither steals CPU from the other."""
+    """Our servers first, then the baseline: one at a time, so none steals CPU from another."""
     columns = {}
-    if not args.baseline_only:
-        with contextlib.ExitStack() as stack:
-            ours = stack.enter_context(spawn_chatsite(args, workdir)) if args.spawn else None
-            ours = ours or given_target(args)
+    if not args.baseline_only and not args.spawn:
+        ours = given_target(args)
+        columns[ours.label] = measure(ours, args)
+    for server in args.server if args.spawn and not args.baseline_only else []:
+        with spawn_chatsite(args, workdir, server) as ours:
             columns[ours.label] = measure(ours, args)
     if args.baseline or args.baseline_only:
         with spawn_baseline(args, workdir) as baseline:

@@ -17,4 +17,9 @@ class ChatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from chat.providers import check_default_model
+
         post_migrate.connect(use_write_ahead_log, sender=self)
+        # Every door (the web server, manage.py, a worker) starts here: a default that
+        # names no model fails now, not at the first reply that relies on it.
+        check_default_model()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from chat import events
 from chat.errors import BadRequest, ChatError, NotFound
 from chat.events import KEEPALIVE, Event
-from chat.providers import provider_for
+from chat.providers import Generation, provider_for
 from chat.replies import capped_max_tokens
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -160,6 +160,7 @@ class Completion:
 
     message_id: int
     request: CompletionRequest
+    generation: Generation  # the run's: its provider reports the prompt's size on it
     created: int = field(default_factory=lambda: int(time.time()))
 
     @property
@@ -181,7 +182,9 @@ class Completion:
         return "length" if (done.get("output_tokens") or 0) >= limit else "stop"
 
     async def usage(self, done: dict) -> dict:
-        prompt = await asyncio.to_thread(_prompt_tokens, self.request)
+        prompt = self.generation.prompt_tokens  # as the model counted it, where it says
+        if prompt is None:
+            prompt = await asyncio.to_thread(_prompt_tokens, self.request)
         completion = done.get("output_tokens") or 0
         return {
             "prompt_tokens": prompt,
@@ -243,7 +246,7 @@ class Completion:
 
 
 def _prompt_tokens(request: CompletionRequest) -> int:
-    """The prompt's size as the model's provider counts it (an estimate for some)."""
+    """The prompt's size as the model's provider estimates it, for one that did not report it."""
     provider = provider_for(request.model)
     return provider.count_tokens(request.model, request.messages) if provider else 0
 

@@ -40,13 +40,23 @@ class Event:
         return {"type": self.name, "id": self.id, **self.data}
 
 
-def start_data(message_id: int, user_message_id: int, conversation_id: int, model: str) -> dict:
-    return {
+def start_data(
+    message_id: int,
+    user_message_id: int,
+    conversation_id: int,
+    model: str,
+    loading_model: bool = False,
+) -> dict:
+    """`loading_model: true` only while the model is still loading: the reply waits for it."""
+    data = {
         "message_id": message_id,
         "user_message_id": user_message_id,
         "conversation_id": conversation_id,
         "model": model,
     }
+    if loading_model:
+        data["loading_model"] = True
+    return data
 
 
 def delta_data(text: str) -> dict:

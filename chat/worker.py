@@ -40,7 +40,7 @@ class GenerationWorker:
         self.layer = get_channel_layer()
         self.channel: str | None = None
         self.active: dict[str, tuple[str, asyncio.Task]] = {}
-        self.slots = asyncio.Semaphore(settings.CHAT_WORKER_SLOTS)
+        self.slots = asyncio.Semaphore(settings.CHAT_LOCAL_MAX_CONCURRENCY)
         self.stopping = asyncio.Event()
         self.generated = 0  # tokens, for the rate gauge
         self.token_samples: deque[tuple[float, int]] = deque()
@@ -161,7 +161,7 @@ class GenerationWorker:
 
     def _serve_metrics(self) -> None:
         """Serve this worker's metrics on CHAT_WORKER_METRICS_PORT, if one is set."""
-        metrics.WORKER_SLOTS.set(settings.CHAT_WORKER_SLOTS)
+        metrics.WORKER_SLOTS.set(settings.CHAT_LOCAL_MAX_CONCURRENCY)
         port = settings.CHAT_WORKER_METRICS_PORT
         if port:
             start_http_server(port, registry=metrics.WORKER_REGISTRY)

@@ -20,6 +20,7 @@ from django.urls import path  # noqa: E402
 from chat import parsing  # noqa: E402
 from chat.bodylimit import BodyLimitMiddleware  # noqa: E402
 from chat.consumers import ConversationConsumer  # noqa: E402
+from chat.providers import preload_default  # noqa: E402
 
 websocket_routes = [
     path("ws/conversations/<int:conversation_id>/", ConversationConsumer.as_asgi()),
@@ -32,5 +33,8 @@ application = ProtocolTypeRouter(
     }
 )
 
-# Large request bodies are parsed in a worker process; it takes a second to start.
+# Every server imports this module as it starts (uvicorn, runserver's Daphne): load the
+# default model now, in the background, rather than on the first message; and start the
+# worker process that parses large request bodies (it takes a second).
+preload_default()
 parsing.start_worker()

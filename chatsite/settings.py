@@ -171,7 +171,8 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 
 REDIS_URL = os.getenv("REDIS_URL", "")
-# Namespaces this deployment's keys in a shared Redis (and keeps test runs apart).
+# Namespaces this deployment's keys and channels (its workers' queue among them) in a
+# shared Redis, and keeps test runs apart.
 CHAT_REDIS_PREFIX = os.getenv("CHAT_REDIS_PREFIX", "chat")
 CHANNEL_CAPACITY = envnum("CHAT_CHANNEL_CAPACITY", "20000", minimum=100)
 # Where web processes send local-model work (REDIS_URL set): any worker may take it.
@@ -179,7 +180,6 @@ CHAT_WORKER_CHANNEL = os.getenv("CHAT_WORKER_CHANNEL", "chat-generate")
 CHAT_WORKER_QUEUE_TIMEOUT_SECONDS = envnum(
     "CHAT_WORKER_QUEUE_TIMEOUT_SECONDS", "30", kind=float, minimum=1
 )
-CHAT_WORKER_SLOTS = envnum("CHAT_WORKER_SLOTS", "32", minimum=1)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -190,6 +190,8 @@ if REDIS_URL:
                 # redis-py's default 5 s socket timeout would race the layer's 5 s BZPOPMIN.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "capacity": CHANNEL_CAPACITY,
+                # The worker queue and every reply channel, apart from other sites' too.
+                "prefix": f"{CHAT_REDIS_PREFIX}:channel:",
             },
         }
     }
@@ -201,11 +203,21 @@ else:
 CHAT_LOCAL_MODEL_ID = os.getenv("CHAT_LOCAL_MODEL_ID", "smollm2-135m")
 CHAT_LOCAL_MODEL_PATH = os.getenv("CHAT_LOCAL_MODEL_PATH", "")
 CHAT_LOCAL_ENABLED = envbool("CHAT_LOCAL_ENABLED", "true")
+# A server starts loading its default model in the background (chatsite/asgi.py), so the
+# first reply doesn't wait ~4 s for it; the suite turns this off (tests/environment.py).
+CHAT_LOCAL_PRELOAD = envbool("CHAT_LOCAL_PRELOAD", "true")
 CHAT_MODEL_CACHE_DIR = Path(os.getenv("CHAT_MODEL_CACHE_DIR", str(BASE_DIR / "var" / "models")))
 CHAT_TORCH_THREADS = envnum("CHAT_TORCH_THREADS", str(len(os.sched_getaffinity(0))), minimum=1)
-# Local replies decoded together in one batch; more wait their turn. 32 matches a
-# worker's CHAT_WORKER_SLOTS, and on two cores a step over 32 costs ~1.5x a step over 1.
+# Local replies decoded together in one batch, in a web process or a worker alike (a
+# worker takes no more requests than that); more wait their turn. On two cores a step
+# over 32 costs ~1.5x a step over 1.
 CHAT_LOCAL_MAX_CONCURRENCY = envnum("CHAT_LOCAL_MAX_CONCURRENCY", "32", minimum=1)
+if "CHAT_WORKER_SLOTS" in os.environ:
+    # The one it replaced had to match this; a value silently ignored would not.
+    raise ImproperlyConfigured(
+        "CHAT_WORKER_SLOTS is gone: set CHAT_LOCAL_MAX_CONCURRENCY, the local model's batch "
+        "size, which a worker also takes as the number of replies it generates at once."
+    )
 CHAT_MAX_NEW_TOKENS = envnum("CHAT_MAX_NEW_TOKENS", "512", minimum=1)
 
 OPENAI_API_KEY = envsecret("OPENAI_API_KEY")

@@ -9,3 +9,9 @@ import os
 import secrets
 
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+# Servers the suite starts don't load the local model as they start (CHAT_LOCAL_PRELOAD):
+# most never use it. Tests of the preload turn it on.
+os.environ.setdefault("CHAT_LOCAL_PRELOAD", "false")
+# This run's Redis keys and channels (the worker queue too), apart from any other run's;
+# the servers and workers it starts inherit it.
+os.environ["CHAT_REDIS_PREFIX"] = f"chattest{os.getpid()}"

@@ -17,7 +17,7 @@ from django.conf import settings
 ROOT = Path(__file__).resolve().parent.parent
 PR_SET_PDEATHSIG = 1
 # With REDIS_URL set, this test run's keys and worker queue, apart from any other's.
-REDIS_PREFIX = f"chattest{os.getpid()}"
+REDIS_PREFIX = os.environ["CHAT_REDIS_PREFIX"]  # set by tests/environment.py
 WORKER_CHANNEL = f"chat-generate-test{os.getpid()}"
 
 
@@ -104,16 +104,41 @@ def start_worker(env: dict, log_dir: Path, name: str = "worker") -> Process:
 
 
 def start_web(env: dict, log_dir: Path, name: str) -> tuple[Process, str]:
+    web, url = launch_web(env, log_dir, name)
+    wait_for_web(web, url)
+    return web, url
+
+
+def launch_local_web(log_dir: Path, cache_dir: Path, model: str) -> tuple[Process, str]:
+    """A fresh web process on the local model, in-process (no Redis), loading it as it starts."""
+    env = environment(
+        "",
+        CHAT_LOCAL_PRELOAD="true",
+        CHAT_LOCAL_ENABLED="true",
+        CHAT_DEFAULT_MODEL=model,
+        CHAT_MODEL_CACHE_DIR=cache_dir,
+        CHAT_MAX_NEW_TOKENS=12,
+        OPENAI_MODELS="",
+    )
+    return launch_web(env, log_dir, "web")
+
+
+def launch_web(env: dict, log_dir: Path, name: str) -> tuple[Process, str]:
+    """A web process and its address, without waiting for it (or asking it anything)."""
     port = free_port()
     args = [sys.executable, "-m", "uvicorn", "chatsite.asgi:application",
             "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"]  # fmt: skip
-    web = Process(name, args, env, log_dir)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    return Process(name, args, env, log_dir), f"http://127.0.0.1:{port}"
+
+
+def wait_for_web(web: Process, url: str, timeout: float = 30) -> None:
+    """Wait until the web process answers a page."""
+    name = web.name
+    deadline = time.monotonic() + timeout
     while True:
         try:
             httpx.get(url + "/login/", timeout=1)
-            return web, url
+            return
         except httpx.TransportError:
             if web.popen.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start:\n{web.output()}") from None

@@ -39,7 +39,7 @@ def start_server(env: dict) -> subprocess.CompletedProcess:
             command, cwd=processes.ROOT, env=env, capture_output=True, text=True, timeout=60
         )
     except subprocess.TimeoutExpired:
-        pytest.fail("the server started without a SECRET_KEY")
+        pytest.fail("the server started despite a setting it must refuse")
 
 
 @pytest.mark.parametrize("debug", [None, "false"])
@@ -86,6 +86,36 @@ def test_without_https_the_deploy_check_names_what_is_missing():
     assert checked.returncode != 0
     found = set(re.findall(r"security\.(W\d+)", checked.stderr))
     assert {"W004", "W008", "W012", "W016"} <= found
+
+
+def test_the_retired_worker_slots_variable_stops_the_start_naming_its_replacement():
+    env = environment(DEBUG="true", CHAT_WORKER_SLOTS="8")
+
+    checked = manage(env, "check")
+
+    assert checked.returncode != 0
+    assert "CHAT_WORKER_SLOTS is gone: set CHAT_LOCAL_MAX_CONCURRENCY" in checked.stderr
+
+
+def test_a_default_model_nobody_offers_stops_the_start_naming_the_models_available():
+    env = environment(
+        DEBUG="true", CHAT_DEFAULT_MODEL="gpt-nonexistent", CHAT_LOCAL_ENABLED="false",
+        OPENAI_MODELS="upstream-a,upstream-b", CHAT_FAKE_MODEL="false",
+    )  # fmt: skip
+
+    served = start_server(env)
+
+    assert served.returncode != 0
+    assert "CHAT_DEFAULT_MODEL is 'gpt-nonexistent', which no provider offers" in served.stderr
+    assert "the models available: upstream-a, upstream-b." in served.stderr
+
+
+def test_a_default_model_on_offer_starts():
+    env = environment(DEBUG="true", CHAT_LOCAL_ENABLED="false", OPENAI_MODELS="upstream-a")
+
+    checked = manage(env, "check")
+
+    assert checked.returncode == 0, checked.stderr
 
 
 @pytest.fixture

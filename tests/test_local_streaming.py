@@ -5,6 +5,7 @@ import time
 import pytest
 
 from chat.models import Message
+from chat.providers.local import LocalProvider
 from tests.conftest import send
 from tests.sse import text_of
 
@@ -54,3 +55,14 @@ def test_it_stops_a_local_reply_and_keeps_the_partial_text(api, local_chat, sett
     assert message.status == "stopped"
     assert message.content == text_of(seen + rest)
     assert message.output_tokens < 400
+
+
+def test_the_v1_usage_counts_the_prompt_as_the_local_model_did(openai_client, generation_worker):
+    chat = [
+        {"role": "system", "content": "Answer in one word."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
+    completion = openai_client.chat.completions.create(model=LOCAL, messages=chat, max_tokens=3)
+
+    # With REDIS_URL a worker generates it: its count travels back with the reply.
+    assert completion.usage.prompt_tokens == LocalProvider().count_tokens(LOCAL, chat) > 0

@@ -257,7 +257,7 @@ def test_a_worker_reports_its_slots_queue_and_tokens(redis_url, alice, tmp_path,
     env = environment(
         redis_url,
         CHAT_WORKER_METRICS_PORT=port,
-        CHAT_WORKER_SLOTS=1,
+        CHAT_LOCAL_MAX_CONCURRENCY=1,
         CHAT_WORKER_QUEUE_TIMEOUT_SECONDS=120,
         CHAT_WORKER_CHANNEL=f"{WORKER_CHANNEL}-metrics",
     )

@@ -9,7 +9,7 @@ from django.test import Client
 
 from chat.models import Conversation, Message
 from chat.providers.fake import FakeProvider
-from tests.conftest import wait_for_status
+from tests.conftest import UPSTREAM_MODEL, replies_asked, wait_for_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -138,6 +138,28 @@ def test_it_sends_the_usage_in_a_last_chunk_when_asked(openai_client):
     assert last.usage.total_tokens == last.usage.prompt_tokens + 40
     assert all(c.usage is None for c in content)
     assert content[-1].choices[0].finish_reason == "stop"
+
+
+def upstreams_prompt_tokens(upstream) -> int:
+    """What the test upstream reports: a token per word of the messages it was sent."""
+    sent = replies_asked(upstream)[-1]["messages"]
+    return sum(len(m["content"].split()) for m in sent)
+
+
+def test_the_usage_reports_the_prompt_tokens_an_upstream_counted(openai_client, upstream):
+    completion = openai_client.chat.completions.create(model=UPSTREAM_MODEL, messages=CHAT)
+    chunks = list(
+        openai_client.chat.completions.create(
+            model=UPSTREAM_MODEL,
+            messages=CHAT,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+
+    # Not this site's estimate (four characters a token): the upstream's own count.
+    assert completion.usage.prompt_tokens == upstreams_prompt_tokens(upstream)
+    assert chunks[-1].usage.prompt_tokens == upstreams_prompt_tokens(upstream)
 
 
 def test_max_tokens_cuts_the_reply_short_with_finish_reason_length(openai_client):

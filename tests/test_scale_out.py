@@ -10,6 +10,7 @@ import pytest
 from chat.models import ApiKey, Message
 from tests.conftest import reattach, send, wait_for_status
 from tests.processes import (
+    REDIS_PREFIX,
     WORKER_CHANNEL,
     Process,
     environment,
@@ -106,6 +107,35 @@ def test_a_killed_worker_fails_the_reply_quickly_and_keeps_its_text(cluster, tmp
             assert stream.all()[-1].data["status"] == "complete"
     finally:
         replacement.stop()
+
+
+def test_a_worker_of_another_site_on_the_same_redis_never_takes_this_sites_requests(
+    redis_url, tmp_path, alice
+):
+    # Both sites name their worker queue alike; only CHAT_REDIS_PREFIX tells them apart.
+    queue = f"{WORKER_CHANNEL}-two-sites"
+    other_site = environment(
+        redis_url, CHAT_REDIS_PREFIX=f"{REDIS_PREFIX}other", CHAT_WORKER_CHANNEL=queue
+    )
+    this_site = environment(
+        redis_url, CHAT_WORKER_CHANNEL=queue, CHAT_WORKER_QUEUE_TIMEOUT_SECONDS=5
+    )
+    other_worker = start_worker(other_site, tmp_path, "other-sites-worker")
+    web, url = start_web(this_site, tmp_path, "web")
+    own_worker = None
+    try:
+        with client(url, alice) as api:
+            with send(api, local_chat(api), "Say hello.") as stream:
+                unserved = stream.all()[-1]
+            assert unserved.event == "error" and unserved.data["code"] == "no_worker"
+
+            own_worker = start_worker(this_site, tmp_path, "own-worker")
+            with send(api, local_chat(api), "Say hello.") as stream:
+                assert stream.all()[-1].data["status"] == "complete"
+    finally:
+        for process in (web, other_worker, own_worker):
+            if process:
+                process.stop()
 
 
 def test_without_redis_it_answers_503_stays_up_and_recovers(tmp_path, alice, redis_url):

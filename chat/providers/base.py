@@ -61,6 +61,14 @@ class Provider(ABC):
         the upstream connection, let a worker thread stop) within one decode step.
         """
 
+    def ready(self) -> bool:
+        """Whether a reply can start now, with nothing to load first."""
+        return True
+
+    def preload(self) -> None:
+        """Get ready for the first reply now (load a model); most providers have nothing to do."""
+        return None
+
     def context_window(self, model: str) -> int:
         """How many tokens the model can attend to, prompt and reply together."""
         return 8192

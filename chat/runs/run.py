@@ -72,6 +72,7 @@ class Run:
                 self.ids.user_message_id,
                 self.ids.conversation_id,
                 self.generation.model,
+                loading_model=not self.provider.ready(),
             ),
         )
         telemetry.reply_started(self)

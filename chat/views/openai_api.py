@@ -72,7 +72,7 @@ async def chat_completions(request):
     run = await replies.start_completion(
         request.api_user, wanted.messages, wanted.model, **wanted.options
     )
-    completion = completions.Completion(run.ids.message_id, wanted)
+    completion = completions.Completion(run.ids.message_id, wanted, run.generation)
     followed = await replies.follow_run(run)
     if wanted.stream:
         return event_stream_response(completion.frames(followed))

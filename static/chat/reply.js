@@ -20,6 +20,7 @@ export class Reply {
     this.messageId = null;
     this.userMessageId = null;
     this.model = null;
+    this.loadingModel = false; // the server is still loading the model; the reply waits for it
     this.text = "";
     this.lastEventId = null;
     this.lastSeq = -1;
@@ -135,6 +136,7 @@ export class Reply {
     this.messageId = data.message_id;
     this.userMessageId = data.user_message_id;
     this.model = data.model;
+    this.loadingModel = Boolean(data.loading_model);
     if (this.stopping) this.sendStop();
     this.onStart?.(this);
   }

@@ -78,7 +78,9 @@ export class MessageView {
       this.retry.type = "button";
       this.retry.addEventListener("click", () => this.handlers.regenerate(this));
       this.problem.append(icon("close"), this.problemText, this.retry);
-      this.bubble.append(this.typing, this.problem);
+      this.loadingNote = element("div", "loading-note", "Loading the model…");
+      this.loadingNote.setAttribute("role", "status");
+      this.bubble.append(this.typing, this.loadingNote, this.problem);
       add("copy", "copy", "Copy reply", () => this.handlers.copy(this.text, this.buttons.copy));
       add("regenerate", "refresh", "Regenerate reply", () => this.handlers.regenerate(this));
     } else {
@@ -144,6 +146,7 @@ export class MessageView {
     this.status = reply.status;
     this.error = reply.error;
     this.metrics = { model: reply.model, ...reply.metrics };
+    this.loadingModel = reply.loadingModel;
     this.stopping = reply.stopping && !reply.ended;
     this.stopError = reply.ended ? null : reply.stopError;
     this.scheduleRender();
@@ -177,6 +180,7 @@ export class MessageView {
   renderReply(streaming) {
     renderMarkdown(this.body, this.text, { final: !streaming });
     this.typing.hidden = !(streaming && !this.text);
+    this.loadingNote.hidden = !(streaming && !this.text && this.loadingModel);
     this.problem.hidden = !this.error;
     this.problemText.textContent = this.error ? this.error.message : "";
     this.stats.textContent = streaming ? "" : formatStats(this.metrics || {});

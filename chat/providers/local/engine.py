@@ -228,6 +228,11 @@ _engine: Engine | None = None
 _engine_lock = threading.Lock()
 
 
+def engine_running() -> bool:
+    """Whether the shared engine has started (so its model is loaded)."""
+    return _engine is not None
+
+
 def shared_engine() -> Engine:
     """The process-wide engine for the shared model, started on first use (loads the model)."""
     global _engine

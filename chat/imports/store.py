@@ -20,13 +20,16 @@ from chat.models import Conversation, Message
 from .records import ConversationRecord, MessageRecord
 
 BATCH = 500
-# Rows per INSERT, and how long one transaction may hold the database before it lets go.
-ROWS_PER_INSERT = 100
+# Rows per INSERT, and how long one transaction may hold the database before it lets go
+# (it is checked between INSERTs: on a busy machine one of a hundred rows took 150 ms).
+ROWS_PER_INSERT = 50
 HOLD_SECONDS = 0.05
 # SQLite lets one writer in at a time, and one that finds the lock taken retries after
-# sleeping, at most 100 ms. Leaving the lock free that long after each transaction lets
-# every waiting writer in. PostgreSQL locks rows, not the database: no pause is needed.
-SQLITE_PAUSE_SECONDS = 0.1
+# sleeping, at most 100 ms. Leaving the lock free longer than that after each transaction
+# lets every waiting writer in; at exactly 100 ms, a writer that woke a little late on a
+# busy machine found it taken again, and waited 0.4 s in all. PostgreSQL locks rows, not
+# the database: no pause is needed.
+SQLITE_PAUSE_SECONDS = 0.15
 # Longer than any import takes: hidden rows this old were left by a process that died.
 ABANDONED_AFTER = timedelta(hours=1)
 

@@ -19,10 +19,8 @@ from datetime import timedelta
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from chat import branches
-from chat.errors import BadRequest, NotFound, Unavailable
+from chat.errors import NotFound, Unavailable
 from chat.models import Conversation, Message
-from chat.prompt import history
 
 logger = logging.getLogger(__name__)
 INTERRUPTED = "The server restarted while this reply was being written."
@@ -91,93 +89,37 @@ def streaming_replies(conversation_id: int) -> list[int]:
 
 
 @writes
-def begin_reply(
-    user,
-    conversation_id: int,
-    model: str,
-    dead: set[int],
-    content: str,
-    title: str,
-    parent=branches.CURRENT_LEAF,
-) -> tuple[Conversation, Message, Message, list[dict]] | None:
-    """Store the user's message and an empty streaming reply; return them with the prompt.
+def in_locked_conversation(user, conversation_id: int, work):
+    """Run `work(conversation)` in one transaction, the conversation locked; return its result.
 
-    `parent` places the question in the tree (`chat.branches`): after the current leaf,
-    as a new version of the last question, or after any reply (an edit of a question).
-    Streaming replies in `dead` (nobody writes them any more) are marked failed; any other
-    streaming reply means the conversation is busy, and then nothing is stored: None.
+    NotFound unless `user` owns the conversation. An exception from `work` rolls back
+    everything it stored.
     """
     with transaction.atomic():
-        conversation = _open_for_reply(user, conversation_id, dead)
-        if conversation is None:
-            return None
-        tree = branches.Tree.of(conversation)
-        after = branches.parent_for(tree, conversation, parent)
-        question = conversation.messages.create(
-            role=Message.Role.USER, content=content, parent=after
+        conversation = (
+            Conversation.objects.for_user(user)
+            .select_for_update()
+            .filter(pk=conversation_id)
+            .first()
         )
-        reply, prompt = _add_reply(conversation, [*tree.path_to(after), question], model)
-        conversation.title = conversation.title or title
-        conversation.save(update_fields=["model", "title", "current_message", "updated_at"])
-    return conversation, question, reply, prompt
-
-
-@writes
-def begin_regeneration(
-    user, conversation_id: int, model: str, dead: set[int], message_id: int
-) -> tuple[Conversation, Message, Message, list[dict]] | None:
-    """Store an empty streaming reply beside reply `message_id`, to the same question.
-
-    None, storing nothing, while another reply is being written (as `begin_reply`).
-    """
-    with transaction.atomic():
-        conversation = _open_for_reply(user, conversation_id, dead)
         if conversation is None:
-            return None
-        tree = branches.Tree.of(conversation)
-        old = tree.by_id.get(message_id)
-        if old is None or old.role != Message.Role.ASSISTANT:
-            raise BadRequest("Only a reply can be regenerated.", code="not_a_reply")
-        question = tree.by_id.get(old.parent_id)
-        if question is None or question.role != Message.Role.USER:
-            raise BadRequest("This reply answers no question to ask again.", code="not_a_reply")
-        reply, prompt = _add_reply(conversation, tree.path_to(question), model)
-        conversation.save(update_fields=["model", "current_message", "updated_at"])
-    return conversation, question, reply, prompt
+            raise NotFound("No such conversation.")
+        return work(conversation)
 
 
-def _open_for_reply(user, conversation_id: int, dead: set[int]) -> Conversation | None:
-    """The conversation, locked; None while a reply is still being written in it."""
-    conversation = (
-        Conversation.objects.for_user(user).select_for_update().filter(pk=conversation_id).first()
-    )
-    if conversation is None:
-        raise NotFound("No such conversation.")
-    streaming = set(conversation.messages.streaming().values_list("pk", flat=True))
-    if streaming - dead:
-        return None
-    _fail_interrupted(streaming)
-    return conversation
+def streaming_in(conversation: Conversation) -> set[int]:
+    """The ids of the conversation's replies stored as still being written."""
+    return set(conversation.messages.streaming().values_list("pk", flat=True))
 
 
-def _add_reply(
-    conversation: Conversation, branch: list[Message], model: str
-) -> tuple[Message, list[dict]]:
-    """An empty streaming reply to the branch's last message, made the current leaf."""
-    reply = conversation.messages.create(
-        role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, model=model, parent=branch[-1]
-    )
-    conversation.model = model
-    conversation.current_message = reply
-    return reply, history(conversation.system_prompt, branch)
+def add_message(conversation: Conversation, parent: Message | None, **fields) -> Message:
+    """A new message of the conversation's, answering `parent`."""
+    return conversation.messages.create(parent=parent, **fields)
 
 
-def _fail_interrupted(message_ids) -> int:
-    return (
-        Message.objects.streaming()
-        .filter(pk__in=message_ids)
-        .update(status=Message.Status.FAILED, error=INTERRUPTED, error_code=INTERRUPTED_CODE)
-    )
+def save_conversation(conversation: Conversation, *fields: str) -> None:
+    """Store these fields of the conversation (and its `updated_at`)."""
+    conversation.save(update_fields=[*fields, "updated_at"])
 
 
 @reads
@@ -187,10 +129,17 @@ def old_streaming_replies() -> list[int]:
     return list(old.values_list("pk", flat=True))
 
 
-@writes
-def fail_interrupted(message_ids: list[int]) -> int:
+def mark_interrupted(message_ids) -> int:
     """Mark these replies failed, if still streaming, as nobody writes them; say how many."""
-    return _fail_interrupted(message_ids)
+    return (
+        Message.objects.streaming()
+        .filter(pk__in=message_ids)
+        .update(status=Message.Status.FAILED, error=INTERRUPTED, error_code=INTERRUPTED_CODE)
+    )
+
+
+fail_interrupted = writes(mark_interrupted)
+"""`mark_interrupted`, awaited, on the writing thread."""
 
 
 @writes

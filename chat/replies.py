@@ -14,6 +14,7 @@ from chat.db import INTERRUPTED
 from chat.errors import BadRequest, ChatError, Conflict, TooLarge
 from chat.events import Event
 from chat.models import Conversation, Message
+from chat.prompt import history
 from chat.providers import Generation, provider_for
 from chat.runs import ReplyIds, Run, registry
 
@@ -65,16 +66,14 @@ async def start_reply(
     `titled`: after a first reply, the model writes the conversation's title.
     """
     content = clean_content(content)
-    store = functools.partial(
-        db.begin_reply, content=content, title=title_from(content), parent=parent
-    )
+    store = functools.partial(_ask, content=content, title=title_from(content), parent=parent)
     return await _start(user, conversation_id, model, store, titled, options)
 
 
 async def regenerate_reply(user, message_id: int, model=None, **options) -> Run:
     """Start a new version of reply `message_id`, to the same question; return the run."""
     message = await db.message_for_user(user, message_id)
-    store = functools.partial(db.begin_regeneration, message_id=message_id)
+    store = functools.partial(_ask_again, message_id=message_id)
     return await _start(user, message.conversation_id, model, store, True, options)
 
 
@@ -90,20 +89,71 @@ async def _start(user, conversation_id: int, model, store, titled: bool, options
 
 
 async def _begin(user, conversation_id: int, model: str, store):
-    """Store the message(s) with `store` (a db.begin_*); Conflict while another reply runs."""
+    """Store the message(s) with `store` (`_ask`, `_ask_again`); Conflict while a reply runs."""
     # Asked before the transaction: no network round trip while the conversation is locked.
     dead = {
         mid
         for mid in await db.streaming_replies(conversation_id)
         if not await registry().is_running(mid)
     }
-    begun = await store(user, conversation_id, model, dead)
-    if begun is None:
+    work = functools.partial(_when_free, dead=dead, store=functools.partial(store, model=model))
+    return await db.in_locked_conversation(user, conversation_id, work)
+
+
+def _when_free(conversation: Conversation, dead: set[int], store):
+    """In the conversation's lock: refuse while a reply is being written, else `store`.
+
+    Replies stored as streaming that nobody writes any more (`dead`) are failed first.
+    """
+    streaming = db.streaming_in(conversation)
+    if streaming - dead:
         raise Conflict(
             "A reply is still being written in this conversation; stop it or wait.",
             code="reply_in_progress",
         )
-    return begun
+    db.mark_interrupted(streaming)
+    return store(conversation)
+
+
+def _ask(conversation: Conversation, model: str, content: str, title: str, parent):
+    """Store the user's question and an empty streaming reply; return them with the prompt.
+
+    `parent` places the question in the tree (`chat.branches`): after the current leaf,
+    as a new version of the last question, or after any reply (an edit of a question).
+    A conversation without a title takes `title`.
+    """
+    tree = branches.Tree.of(conversation)
+    after = branches.parent_for(tree, conversation, parent)
+    question = db.add_message(conversation, after, role=Message.Role.USER, content=content)
+    reply, prompt = _add_reply(conversation, [*tree.path_to(after), question], model)
+    conversation.title = conversation.title or title
+    db.save_conversation(conversation, "model", "title", "current_message")
+    return conversation, question, reply, prompt
+
+
+def _ask_again(conversation: Conversation, model: str, message_id: int):
+    """Store an empty streaming reply beside reply `message_id`, to the same question."""
+    tree = branches.Tree.of(conversation)
+    old = tree.by_id.get(message_id)
+    if old is None or old.role != Message.Role.ASSISTANT:
+        raise BadRequest("Only a reply can be regenerated.", code="not_a_reply")
+    question = tree.by_id.get(old.parent_id)
+    if question is None or question.role != Message.Role.USER:
+        raise BadRequest("This reply answers no question to ask again.", code="not_a_reply")
+    reply, prompt = _add_reply(conversation, tree.path_to(question), model)
+    db.save_conversation(conversation, "model", "current_message")
+    return conversation, question, reply, prompt
+
+
+def _add_reply(conversation: Conversation, branch: list[Message], model: str):
+    """An empty streaming reply to the branch's last message, made the current leaf."""
+    reply = db.add_message(
+        conversation, branch[-1], role=Message.Role.ASSISTANT, status=Message.Status.STREAMING,
+        model=model,
+    )  # fmt: skip
+    conversation.model = model
+    conversation.current_message = reply
+    return reply, history(conversation.system_prompt, branch)
 
 
 async def _launch(begun, model, options: dict, slot: limits.Slot, started, titled) -> Run:
@@ -155,7 +205,9 @@ async def start_completion(user, messages: list[dict], model, **options) -> Run:
     await registry().check()
     async with limits.admitted(user) as slot:
         conversation = await db.start_conversation(user, model, title_from(first), system, turns)
-        store = functools.partial(db.begin_reply, content=content, title=title_from(content))
+        store = functools.partial(
+            _ask, content=content, title=title_from(content), parent=branches.CURRENT_LEAF
+        )
         begun = await _begin(user, conversation.id, model, store)
         # A script's call is no chat to find in a sidebar: no title is worth its tokens.
         return await _launch(begun, model, options, slot, started, titled=False)

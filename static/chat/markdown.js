@@ -268,6 +268,19 @@ function renderFinal(element, text, state) {
   });
 }
 
+// While a reply streams, its blocks out of view skip layout and paint (site.css,
+// .markdown[data-contained]). Lifting that lays the whole reply out again: it waits for
+// the page to be idle rather than hold up the frame that shows the finished reply.
+function contain(element, final) {
+  const contained = element.hasAttribute("data-contained");
+  if (!final && !contained) element.setAttribute("data-contained", "");
+  if (final && contained) {
+    later(() => states.get(element)?.final && element.removeAttribute("data-contained"), {
+      timeout: 1000,
+    });
+  }
+}
+
 /** Render `text` as sanitised markdown into `element`; `final` once the reply is done.
  *
  * Called again and again on the same element as a reply streams in, it re-renders only
@@ -278,4 +291,5 @@ export function renderMarkdown(element, text, { final = true } = {}) {
   const state = states.get(element);
   if (final) renderFinal(element, text, state);
   else renderStreaming(element, text, state);
+  contain(element, final);
 }

@@ -45,6 +45,9 @@ def environment(workdir: Path) -> dict:
         "CHAT_FAKE_TOKENS_PER_SECOND": "1000",
         "CHAT_FAKE_TOKENS": "5",
         "REDIS_URL": "",
+        # Bob sends one message after another: the per-user limits would refuse him.
+        "CHAT_USER_REPLIES_PER_MINUTE": "1000000",
+        "CHAT_USER_OUTPUT_TOKENS_PER_DAY": "0",
     }
 
 

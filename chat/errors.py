@@ -19,6 +19,11 @@ class ChatError(Exception):
         if self.status == 429:  # a limit refused it: counted here, whichever door it came by
             telemetry.limit_refused(self.code)
 
+    def __reduce__(self):
+        # As it is, without __init__, whose arguments differ by subclass: an error found in
+        # a worker process (chat.parsing) comes back whole.
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
     def as_dict(self) -> dict:
         """The error's fields, as the JSON body and the websocket carry them."""
         return {"code": self.code, "message": self.message}
@@ -75,6 +80,12 @@ class LimitExceeded(ChatError):
 
 class Unavailable(ChatError):
     status, code = 503, "service_unavailable"
+
+
+def _rebuilt(kind: type[ChatError], args: tuple, fields: dict) -> ChatError:
+    error = kind.__new__(kind, *args)
+    error.__dict__.update(fields)
+    return error
 
 
 def error_response(status: int, code: str, message: str) -> JsonResponse:

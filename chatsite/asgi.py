@@ -17,6 +17,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from chat import parsing  # noqa: E402
 from chat.bodylimit import BodyLimitMiddleware  # noqa: E402
 from chat.consumers import ConversationConsumer  # noqa: E402
 from chat.providers import preload_default  # noqa: E402
@@ -33,5 +34,7 @@ application = ProtocolTypeRouter(
 )
 
 # Every server imports this module as it starts (uvicorn, runserver's Daphne): load the
-# default model now, in the background, rather than on the first message.
+# default model now, in the background, rather than on the first message; and start the
+# worker process that parses large request bodies (it takes a second).
 preload_default()
+parsing.start_worker()

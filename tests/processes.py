@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import redis
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,24 @@ class Process:
                 self.popen.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def start_redis(port: int) -> subprocess.Popen:
+    """A redis-server of the test's own on `port`, once it answers (no persistence)."""
+    args = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"]
+    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    client = redis.Redis(port=port, socket_connect_timeout=1)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.ping()
+            return server
+        except redis.ConnectionError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on port {port} did not start") from None
+            time.sleep(0.05)
+        finally:
+            client.close()
 
 
 def start_worker(env: dict, log_dir: Path, name: str = "worker") -> Process:

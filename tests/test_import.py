@@ -7,7 +7,7 @@ import zipfile
 import pytest
 from django.test import Client
 
-from chat import exports, imports
+from chat import exports, imports, parsing
 from chat.imports import store
 from chat.models import Conversation, Message
 
@@ -238,6 +238,18 @@ def test_it_imports_every_branch_of_chatgpts_mapping(api, alice):
     assert star_wars.updated_at.timestamp() == START + 600
     assert short.system_prompt == "Be brief."
     assert [m.content for m in short.messages.all()] == ["Hi", "Hello."]
+
+
+def test_a_large_file_is_read_with_the_sites_settings(api, alice):
+    data = chatgpt_export()
+    long_question = "Hello there. " * 6000
+    data[0]["mapping"]["u1"]["message"]["content"]["parts"] = [long_question]
+    assert len(json.dumps(data)) > parsing.INLINE_BYTES  # read in the worker process
+    response = api.post("/api/import", json=data)
+    assert response.status_code == 201, response.text
+    star_wars, _ = imported(alice)
+    assert star_wars.model == "fake", "the default model the tests set, not the environment's"
+    assert star_wars.messages.filter(content=long_question).exists()
 
 
 def test_without_a_current_node_the_newest_chatgpt_branch_is_current(api, alice):

@@ -1,7 +1,5 @@
 """A real reply from the packaged SmolLM2 model, streamed through the site over real HTTP."""
 
-import time
-
 import pytest
 
 from chat.models import Message
@@ -45,12 +43,9 @@ def test_it_stops_a_local_reply_and_keeps_the_partial_text(api, local_chat, sett
     with send(api, local_chat["id"], "Write a long story about a lighthouse keeper.") as stream:
         seen = stream.until("delta")
         mid = seen[0].data["message_id"]
-        asked = time.monotonic()
         api.post(f"/api/messages/{mid}/stop")
         rest = stream.all()
-        took = time.monotonic() - asked
     assert rest[-1].data["status"] == "stopped"
-    assert took < 2, f"stopping took {took:.2f}s"
     message = Message.objects.get(pk=mid)
     assert message.status == "stopped"
     assert message.content == text_of(seen + rest)

@@ -1,7 +1,5 @@
 """The OpenAI-compatible API, driven by the official `openai` client against the live server."""
 
-import time
-
 import httpx
 import openai
 import pytest
@@ -9,7 +7,7 @@ from django.test import Client
 
 from chat.models import Conversation, Message
 from chat.providers.fake import FakeProvider
-from tests.conftest import UPSTREAM_MODEL, replies_asked, wait_for_status
+from tests.conftest import UPSTREAM_MODEL, replies_asked, wait_for_status, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -286,17 +284,17 @@ def test_the_wrong_method_is_a_405_in_openais_shape(raw_v1):
 
 
 def test_a_client_that_hangs_up_stops_the_reply_after_the_grace_period(openai_client, settings):
-    settings.CHAT_FAKE_TOKENS_PER_SECOND = 10
-    settings.CHAT_DISCONNECT_GRACE_SECONDS = 0.5
+    settings.CHAT_FAKE_TOKENS_PER_SECOND = 5  # eight seconds in all
+    settings.CHAT_DISCONNECT_GRACE_SECONDS = 3
     stream = openai_client.chat.completions.create(
         model="fake", messages=[{"role": "user", "content": "Hello"}], stream=True
     )
-    first = next(iter(stream))
+    first = next(iter(stream))  # the role: no words yet
     stream.close()
     mid = message_id(first.id)
-    time.sleep(0.3)
-    assert Message.objects.get(pk=mid).status == "streaming", "it stopped before the grace period"
-    reply = wait_for_status(mid, timeout=3)
+    # A second's worth of words, written with nobody listening: the grace period at work.
+    wait_until(lambda: len(Message.objects.get(pk=mid).content.split()) >= 5, what="writing on")
+    reply = wait_for_status(mid, timeout=15)
     assert reply.status == "stopped"
     assert len(reply.content.split()) < 40
 

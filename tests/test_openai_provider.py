@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import socket
-import time
 
 import pytest
 
@@ -180,14 +179,12 @@ async def test_it_logs_the_upstreams_message_for_other_4xx_but_tells_the_user_no
 async def test_it_times_out(provider, upstream, settings, knob):
     settings.OPENAI_TIMEOUT_SECONDS = 0.3
     setattr(upstream, knob, 3.0)
-    started = time.monotonic()
 
     error = await failure(provider)
 
     assert error.code == "upstream_timeout"
     assert "0.3 seconds" in error.message
     # One attempt only: the SDK would otherwise retry a time-out twice.
-    assert time.monotonic() - started < 1.5
     assert len(upstream.requests) == 1
 
 

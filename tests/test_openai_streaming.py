@@ -1,12 +1,10 @@
 """A conversation on an OpenAI-compatible upstream, through the site's API over real HTTP."""
 
-import time
-
 import pytest
 
 from chat.models import Message
 from tests.conftest import UPSTREAM_MODEL as MODEL
-from tests.conftest import send
+from tests.conftest import send, wait_for_status
 from tests.sse import text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,9 +63,8 @@ def test_stopping_closes_the_upstream_connection(api, upstream, pirate_chat):
         mid = stream.until("delta")[0].data["message_id"]
         api.post(f"/api/messages/{mid}/stop")
         assert stream.all()[-1].data["status"] == "stopped"
-    assert upstream.disconnected.wait(2), "the upstream stream was left open"
-    time.sleep(0.1)
-    message = Message.objects.get(pk=mid)
+    assert upstream.disconnected.wait(10), "the upstream stream was left open"
+    message = wait_for_status(mid)
     assert message.status == "stopped"
     assert 0 < len(message.content.split()) < 200
 

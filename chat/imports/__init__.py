@@ -15,12 +15,20 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection
 
-from chat import safejson
+from chat import parsing, safejson
 
 from . import archive, chatgpt, chatsite, store
 from .records import ConversationRecord, InvalidImport
 
-__all__ = ["ImportResult", "InvalidImport", "import_history", "import_upload", "parse", "read_file"]
+__all__ = [
+    "ImportResult",
+    "InvalidImport",
+    "import_history",
+    "import_upload",
+    "parse",
+    "read_file",
+    "read_records",
+]
 
 # Imports at once per process; more wait their turn. Each holds a whole file in memory.
 _import_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chat-import")
@@ -54,13 +62,18 @@ def parse(data) -> list[ConversationRecord]:
     )
 
 
-def import_history(user, data) -> ImportResult:
-    """Add the file's conversations to `user`'s history: all of them, or on any error none.
+def read_records(raw: bytes) -> list[ConversationRecord]:
+    """Every conversation in an uploaded file, checked; InvalidImport names the first problem."""
+    return parse(read_file(raw))
 
-    The whole file is checked before anything is written; then `store` writes it hidden,
-    in short transactions, and shows it all at once at the end.
-    """
-    records = parse(data)
+
+def import_history(user, data) -> ImportResult:
+    """Add the file's conversations to `user`'s history: all of them, or on any error none."""
+    return _store(user, parse(data))
+
+
+def _store(user, records: list[ConversationRecord]) -> ImportResult:
+    """Write checked conversations hidden, in short transactions; show them all at the end."""
     store.remove_abandoned()
     ids: list[int] = []
     try:
@@ -79,7 +92,8 @@ async def import_upload(user, read: Callable[[], bytes]) -> ImportResult:
     """Read an uploaded file with `read` and import it, on a thread kept for imports.
 
     A big file takes seconds to parse and write; on the event loop, or on the thread
-    Django shares between requests, everyone would wait for it.
+    Django shares between requests, everyone would wait for it. It is parsed and checked
+    in chat.parsing's worker process, before anything is written.
     """
     work = functools.partial(_import_upload, user, read)
     return await asyncio.get_running_loop().run_in_executor(_import_threads, work)
@@ -87,6 +101,6 @@ async def import_upload(user, read: Callable[[], bytes]) -> ImportResult:
 
 def _import_upload(user, read: Callable[[], bytes]) -> ImportResult:
     try:
-        return import_history(user, read_file(read()))
+        return _store(user, parsing.call(read_records, read()))
     finally:
         connection.close()  # this thread's own; the next import opens another

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import dataclasses
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.utils.dateparse import parse_datetime
@@ -37,7 +38,13 @@ class MessageRecord:
 
     def fields(self) -> dict:
         """The Message fields, without the file's ids."""
-        return {k: v for k, v in asdict(self).items() if k not in {"key", "parent_key"}}
+        # Not asdict(), which deep-copies every value: a fifth of a large import's time.
+        return {name: getattr(self, name) for name in MESSAGE_FIELDS}
+
+
+MESSAGE_FIELDS = [
+    f.name for f in dataclasses.fields(MessageRecord) if f.name not in {"key", "parent_key"}
+]
 
 
 @dataclass

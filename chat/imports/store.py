@@ -20,13 +20,20 @@ from chat.models import Conversation, Message
 from .records import ConversationRecord, MessageRecord
 
 BATCH = 500
-# Rows per INSERT, and how long one transaction may hold the database before it lets go.
-ROWS_PER_INSERT = 100
+# Rows per INSERT, and how long one transaction may hold the database before it lets go
+# (it is checked between INSERTs: on a busy machine one of a hundred rows took 150 ms).
+ROWS_PER_INSERT = 50
 HOLD_SECONDS = 0.05
-# SQLite lets one writer in at a time, and one that finds the lock taken retries after
-# sleeping, at most 100 ms. Leaving the lock free that long after each transaction lets
-# every waiting writer in. PostgreSQL locks rows, not the database: no pause is needed.
-SQLITE_PAUSE_SECONDS = 0.1
+# SQLite lets one writer in at a time. One that finds the lock taken sleeps and retries,
+# each sleep about as long as it has waited so far, never over 100 ms. So after holding
+# the lock for t, leaving it free for 2t (and a margin for a late wake-up on a busy
+# machine) lets in every writer that waited meanwhile, and no more than 150 ms is ever
+# needed. (A fixed 100 ms was too short after long holds: a late waker found the lock
+# taken again and waited 0.4 s; and too long after short ones: an import of many small
+# conversations spent most of its time pausing.) PostgreSQL locks rows, not the
+# database: no pause is needed.
+SQLITE_PAUSE_MARGIN = 0.02
+SQLITE_PAUSE_SECONDS = 0.15
 # Longer than any import takes: hidden rows this old were left by a process that died.
 ABANDONED_AFTER = timedelta(hours=1)
 
@@ -59,16 +66,29 @@ def add_messages(conversation_id: int, messages: list[MessageRecord]) -> list[Me
 def link_tree(conversation_id: int, record: ConversationRecord, rows: list[Message]) -> None:
     """Point each stored message at its parent, and the conversation at its current leaf."""
     by_key = {m.key: row for m, row in zip(record.messages, rows, strict=True)}
-    linked = []
-    for m, row in zip(record.messages, rows, strict=True):
-        if m.parent_key is not None:
-            row.parent_id = by_key[m.parent_key].pk
-            linked.append(row)
-    _in_short_transactions(linked, lambda chunk: Message.objects.bulk_update(chunk, ["parent"]))
+    links = [
+        (by_key[m.parent_key].pk, row.pk)
+        for m, row in zip(record.messages, rows, strict=True)
+        if m.parent_key is not None
+    ]
+    _in_short_transactions(links, _set_parents)
     current = rows[-1] if rows else None
     if record.current_key is not None:
         current = by_key[record.current_key]
     Conversation.objects.filter(pk=conversation_id).update(current_message=current)
+
+
+def _set_parents(links: list[tuple[int, int]]) -> None:
+    """Set each (parent id, message id): one UPDATE statement, run for every pair.
+
+    Not bulk_update(), which builds a CASE with a branch per row and compiles it in Python:
+    that was over half of a large import's time, all of it holding the write lock.
+    """
+    quote = connection.ops.quote_name
+    table, pk = quote(Message._meta.db_table), quote(Message._meta.pk.column)
+    parent = quote(Message._meta.get_field("parent").column)
+    with connection.cursor() as cursor:
+        cursor.executemany(f"UPDATE {table} SET {parent} = %s WHERE {pk} = %s", links)
 
 
 def _in_short_transactions(rows: list, write) -> None:
@@ -80,7 +100,7 @@ def _in_short_transactions(rows: list, write) -> None:
             while written < len(rows) and time.monotonic() - held_since < HOLD_SECONDS:
                 write(rows[written : written + ROWS_PER_INSERT])
                 written += ROWS_PER_INSERT
-        _let_others_write()
+        _let_others_write(time.monotonic() - held_since)
 
 
 def reveal(conversation_ids: list[int]) -> None:
@@ -98,8 +118,9 @@ def remove(conversation_ids: list[int]) -> None:
             conversation_id=conversation_id, conversation__importing_since__isnull=False
         )
         while batch := list(hidden.values_list("pk", flat=True)[:BATCH]):
+            held_since = time.monotonic()
             Message.objects.filter(pk__in=batch).delete()
-            _let_others_write()
+            _let_others_write(time.monotonic() - held_since)
         Conversation.objects.filter(pk=conversation_id, importing_since__isnull=False).delete()
 
 
@@ -109,6 +130,7 @@ def remove_abandoned() -> None:
     remove(list(old.values_list("pk", flat=True)))
 
 
-def _let_others_write() -> None:
+def _let_others_write(held: float) -> None:
+    """After holding SQLite's write lock for `held` seconds, leave it free for a while."""
     if connection.vendor == "sqlite":
-        time.sleep(SQLITE_PAUSE_SECONDS)
+        time.sleep(min(SQLITE_PAUSE_SECONDS, 2 * held + SQLITE_PAUSE_MARGIN))

@@ -17,7 +17,7 @@ from chat.errors import ChatError, LimitExceeded, MethodNotAllowed
 from chat.providers import available_models
 from chat.schema import bodies
 
-from .endpoint import read_json
+from .endpoint import read_json_async
 from .stream import event_stream_response
 
 
@@ -67,9 +67,8 @@ async def model(request, model_id: str):
 
 @openai_endpoint("POST")
 async def chat_completions(request):
-    wanted = completions.read_request(
-        read_json(request, bodies.chat_completion(), default_code="invalid_value")
-    )
+    body = await read_json_async(request, bodies.chat_completion(), default_code="invalid_value")
+    wanted = completions.read_request(body)
     run = await replies.start_completion(
         request.api_user, wanted.messages, wanted.model, **wanted.options
     )

@@ -9,7 +9,7 @@ from chat import branches, replies
 from chat.events import KEEPALIVE, Event, parse_event_id
 from chat.schema import bodies
 
-from .endpoint import api_endpoint, read_json
+from .endpoint import api_endpoint, read_json_async
 
 
 def event_stream_response(frames: AsyncIterator[bytes]) -> StreamingHttpResponse:
@@ -34,7 +34,7 @@ def sse_response(events: AsyncIterator[Event | None]) -> StreamingHttpResponse:
 
 @api_endpoint("POST")
 async def send_message(request, conversation_id: int):
-    body = read_json(request, bodies.new_message())
+    body = await read_json_async(request, bodies.new_message())
     run = await replies.start_reply(
         request.api_user,
         conversation_id,
@@ -47,7 +47,7 @@ async def send_message(request, conversation_id: int):
 
 @api_endpoint("POST")
 async def regenerate_message(request, message_id: int):
-    body = read_json(request, bodies.regenerate())
+    body = await read_json_async(request, bodies.regenerate())
     run = await replies.regenerate_reply(request.api_user, message_id, body.get("model"))
     return sse_response(await replies.follow_run(run))
 

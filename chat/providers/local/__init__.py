@@ -6,9 +6,20 @@ together in one thread (continuous batching), over the KV cache that `batch` kee
 replies from the engine.
 """
 
-from .loading import CACHE_STAMP, LoadedModel, load_model, shared_model
 from .provider import LocalProvider
 from .text import IncrementalDecoder, StopSequenceFilter
+
+_FROM_LOADING = {"CACHE_STAMP", "LoadedModel", "load_model", "shared_model"}
+
+
+def __getattr__(name: str):
+    # Loading needs torch (seconds to import): only what uses the model pays for it.
+    if name in _FROM_LOADING:
+        from . import loading
+
+        return getattr(loading, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CACHE_STAMP",

@@ -6,13 +6,15 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from ..base import Generation, Provider, ProviderError
-from .engine import Request, engine_running, shared_engine
-from .loading import LoadedModel, shared_model
 from .text import IncrementalDecoder, StopSequenceFilter
+
+if TYPE_CHECKING:
+    from .loading import LoadedModel
 
 log = logging.getLogger(__name__)
 # What a chat template adds around each message (<|im_start|>role\n ... <|im_end|>\n):
@@ -33,7 +35,7 @@ class LocalProvider(Provider):
 
     def ready(self) -> bool:
         """Whether the model is loaded, its engine running and not warming up."""
-        return engine_running() and not _warming.is_set()
+        return _engine().engine_running() and not _warming.is_set()
 
     def preload(self) -> None:
         """Load the model, start its engine and write a two-token reply, so the first doesn't wait.
@@ -43,10 +45,10 @@ class LocalProvider(Provider):
         """
         _warming.set()
         try:
-            loaded = shared_model()
+            loaded, engine = _loading().shared_model(), _engine()
             ended = threading.Event()
-            warm_up = Request(_prompt_ids(loaded, WARM_UP), 2, None, _WarmUpSink(ended))
-            shared_engine().submit(warm_up)
+            warm_up = engine.Request(_prompt_ids(loaded, WARM_UP), 2, None, _WarmUpSink(ended))
+            engine.shared_engine().submit(warm_up)
             ended.wait()
         finally:
             _warming.clear()
@@ -55,19 +57,21 @@ class LocalProvider(Provider):
 
     def context_window(self, model: str) -> int:
         """The model's max_position_embeddings (loads the model if it isn't yet)."""
-        return shared_model().context_window
+        return _loading().shared_model().context_window
 
     def count_tokens(self, model: str, messages: list[dict]) -> int:
         """The exact prompt length, chat template included (loads the model if it isn't yet)."""
-        return len(_prompt_ids(shared_model(), messages))
+        return len(_prompt_ids(_loading().shared_model(), messages))
 
     def count_each(self, model: str, messages: list[dict]) -> list[int]:
         """Each message's tokens, in one batched call, plus the template's markers."""
         if not messages:
             return []
-        encoded = shared_model().tokenizer(
-            [m["content"] for m in messages], add_special_tokens=False
-        )["input_ids"]
+        encoded = (
+            _loading()
+            .shared_model()
+            .tokenizer([m["content"] for m in messages], add_special_tokens=False)["input_ids"]
+        )
         return [len(ids) + TEMPLATE_TOKENS_PER_MESSAGE for ids in encoded]
 
     async def stream(self, generation: Generation) -> AsyncIterator[str]:
@@ -77,7 +81,10 @@ class LocalProvider(Provider):
         halt = threading.Event()  # ends the request without claiming the user stopped the reply
         sink = _QueueSink(asyncio.get_running_loop(), queue, generation, halt)
         stops = (generation.stop, halt)
-        shared_engine().submit(Request(prompt, limit, generation.temperature, sink, stops))
+        engine = _engine()
+        engine.shared_engine().submit(
+            engine.Request(prompt, limit, generation.temperature, sink, stops)
+        )
         decoder = IncrementalDecoder(loaded.tokenizer, skip_ids=loaded.eos_ids)
         ending = StopSequenceFilter(generation.stop_sequences)
         try:
@@ -94,6 +101,20 @@ class LocalProvider(Provider):
             raise
         finally:
             halt.set()  # a no-op once the request has ended; otherwise it leaves the next step
+
+
+def _engine():
+    """The engine module, imported on first use: torch loads when a model is needed, so a
+    process that only checks the configuration (manage.py migrate, say) starts fast."""
+    from . import engine
+
+    return engine
+
+
+def _loading():
+    from . import loading
+
+    return loading
 
 
 async def _prepare_off_loop(generation: Generation) -> tuple[LoadedModel, list[int], int]:
@@ -127,8 +148,8 @@ def _prepare(generation: Generation) -> tuple[LoadedModel, list[int], int]:
 def _load() -> LoadedModel:
     """The shared model, its engine started; any failure means the model is unavailable."""
     try:
-        loaded = shared_model()
-        shared_engine()
+        loaded = _loading().shared_model()
+        _engine().shared_engine()
     except ProviderError:  # a configuration error names the variable to set
         raise
     except Exception as exc:

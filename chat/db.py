@@ -194,8 +194,12 @@ def checkpoint_replies(contents: dict[int, str]) -> None:
 
 @writes
 def finish_reply(message_id: int, **fields) -> None:
-    """Save the reply's final text, status and timings."""
-    Message.objects.filter(pk=message_id).update(**fields)
+    """Save the reply's final text, status and timings, unless it has already ended.
+
+    A writer that stalled past its lease may finish after a reader has ended its reply as
+    interrupted: the stored reply stays what that reader's followers were shown.
+    """
+    Message.objects.streaming().filter(pk=message_id).update(**fields)
     Conversation.objects.filter(messages__pk=message_id).update(updated_at=timezone.now())
 
 

@@ -122,6 +122,13 @@ async def test_a_writerless_log_is_ended_once(log, mid):
     assert (await log.read(mid, 1, block=0)) == [first]
 
 
+async def test_a_late_writer_cannot_add_to_a_log_a_reader_ended(log, mid):
+    await write(log, start(mid), delta(mid, 1, "Hal"))
+    assert await log.end(Event(mid, 2, "error", {"message_id": mid, "code": "interrupted"}))
+    await write(log, delta(mid, 3, "lo"), done(mid, 4))  # the writer, back from a stall
+    assert [e.name for e in await log.read(mid, -1, block=0)] == ["start", "delta", "error"]
+
+
 async def test_an_ended_log_is_gone_after_its_ttl(log, mid, settings):
     settings.CHAT_EVENT_LOG_TTL_SECONDS = 0
     await write(log, start(mid), done(mid, 1))

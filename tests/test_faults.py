@@ -1,13 +1,15 @@
 """Faults across real web processes on real Redis: a killed owner, stops and listeners
 from other processes, Redis restarting mid-reply. The fake model, so no worker is needed."""
 
+import asyncio
 import subprocess
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from chat.models import ApiKey, Message
+from chat import db
+from chat.models import ApiKey, Conversation, Message
 from tests.conftest import reattach, send, wait_for_status, wait_until
 from tests.processes import Process, environment, free_port, start_web
 from tests.sse import text_of
@@ -119,3 +121,20 @@ def _answers(url: str) -> bool:
         return redis.Redis.from_url(url, socket_connect_timeout=1).ping()
     except redis.ConnectionError:
         return False
+
+
+def test_a_writer_back_from_a_stall_leaves_a_reply_ended_as_interrupted_as_it_is(
+    transactional_db, alice
+):
+    conversation = Conversation.objects.create(owner=alice, model="fake")
+    reply = Message.objects.create(conversation=conversation, role="assistant", status="streaming")
+
+    async def stall_then_finish():
+        # A reader found no writer and ended the reply with the text its followers saw...
+        await db.fail_interrupted([reply.id], content="Hal")
+        # ...then the writer, alive after all, saves what it has.
+        await db.finish_reply(reply.id, status="complete", content="Hallo")
+
+    asyncio.run(stall_then_finish())
+    reply.refresh_from_db()
+    assert (reply.status, reply.content) == ("failed", "Hal")

@@ -69,6 +69,18 @@ def test_it_replays_a_finished_reply_whole_and_ends(api, conversation):
     assert [(e.id, e.event, e.data) for e in again] == [(e.id, e.event, e.data) for e in original]
 
 
+def test_a_reattach_with_the_id_of_done_is_told_it_is_done_not_interrupted(api, conversation):
+    with send(api, conversation["id"], "Hello") as stream:
+        original = stream.all()
+    mid = original[0].data["message_id"]
+    with reattach(api, mid, original[-1].id) as rest:
+        after_done = rest.all()
+    assert [(e.event, e.data) for e in after_done] == [("done", original[-1].data)]
+    assert stored(mid).status == "complete"
+    with reattach(api, mid) as replay:  # and the log was left as it was
+        assert [e.id for e in replay.all()] == [e.id for e in original]
+
+
 def test_it_sends_a_snapshot_when_the_events_asked_for_have_expired(api, conversation, settings):
     settings.CHAT_EVENT_LOG_TTL_SECONDS = 0
     with send(api, conversation["id"], "Hello") as stream:

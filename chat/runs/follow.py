@@ -77,7 +77,10 @@ class _Reader:
                 # It ended just now, or its writer died: then this reader ends it.
                 found = await self.log.read(self.message_id, self.seq, 0)
                 if not found:
-                    await end_orphan(self.log, self.message_id, self.seq)
+                    ending = await end_orphan(self.log, self.message_id, self.seq)
+                    if ending is not None:  # the log had ended already: say how, once more
+                        yield ending
+                        return
                     found = await self.log.read(self.message_id, self.seq, 0) or [self._lost()]
                 continue
             idle += every
@@ -94,11 +97,17 @@ def _interrupted(message_id: int, seq: int) -> Event:
     return Event(message_id, seq, events.ERROR, data)
 
 
-async def end_orphan(log: EventLog, message_id: int, seq: int) -> None:
+async def end_orphan(log: EventLog, message_id: int, seq: int) -> Event | None:
     """Nobody writes the reply any more: end its log, and store it failed with the text the
     log holds, which is what its followers were shown (or, if the log is not whole, the
-    last saved text)."""
-    logged = await log.read(message_id, -1, 0) or []
+    last saved text).
+
+    A log that has already ended, at or before `seq` (a reattach with the id of its `done`),
+    is left as it is: its end is returned.
+    """
+    logged = await _whole(log, message_id)
+    if logged and logged[-1].is_terminal:
+        return logged[-1]
     if not await log.end(_interrupted(message_id, seq + 1)):
         return  # another reader, or a late writer, ended it first
     if logged and logged[0].name == events.START:
@@ -106,3 +115,11 @@ async def end_orphan(log: EventLog, message_id: int, seq: int) -> None:
         await db.fail_interrupted([message_id], content=text)
     else:
         await db.fail_interrupted([message_id])
+
+
+async def _whole(log: EventLog, message_id: int) -> list[Event]:
+    """Every event of the reply's log (a read returns a few hundred at most)."""
+    logged: list[Event] = []
+    while batch := await log.read(message_id, logged[-1].seq if logged else -1, 0):
+        logged += batch
+    return logged

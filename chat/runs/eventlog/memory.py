@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -11,6 +12,8 @@ from django.conf import settings
 from chat.events import Event
 
 from .base import LEASE_SECONDS, EventLog, Pulse
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,15 +30,19 @@ class _Log:
     def ended(self) -> bool:
         return bool(self.events) and self.events[-1].is_terminal
 
-    def add(self, event: Event) -> None:
+    def add(self, event: Event) -> bool:
         if self.ended or event.seq != len(self.events):
-            raise ValueError(f"event {event.id} is not the next of its log")
+            # The log was ended by a reader that found no writer; a late writer's events
+            # are refused, as Redis refuses them.
+            logger.warning("event %s was refused by its log", event.id)
+            return False
         self.events.append(event)
         # Swap in a fresh Event so readers that wake later wait on the next append.
         changed, self.changed = self.changed, asyncio.Event()
         changed.set()
         if event.is_terminal:
             self.leased_until = 0.0
+        return True
 
 
 class MemoryEventLog(EventLog):
@@ -53,8 +60,7 @@ class MemoryEventLog(EventLog):
 
     def append(self, event: Event) -> None:
         log = self._logs.setdefault(event.message_id, _Log())
-        log.add(event)
-        if event.is_terminal:
+        if log.add(event) and event.is_terminal:
             self._expire_later(event.message_id)
 
     def _expire_later(self, message_id: int) -> None:

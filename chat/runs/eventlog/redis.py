@@ -28,6 +28,8 @@ from .base import LEASE_SECONDS, LISTENER_SECONDS, EventLog, Pulse
 
 logger = logging.getLogger(__name__)
 RUNNING_LOG_TTL_SECONDS = 24 * 3600
+# Each follower holds a connection in a blocking read; more wait for one to come free.
+READ_CONNECTIONS = 2000
 REDIS_DOWN = "The message service (Redis) is unreachable; try again in a moment."
 
 
@@ -39,6 +41,19 @@ if last and (last[2][2] == 'done' or last[2][2] == 'error') then return 0 end
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
+"""
+
+
+# KEYS: the events. ARGV: the entry id, the event's name, its data. An ended log takes no
+# more: a writer that stalled past its lease, and was taken for dead, cannot add to it.
+# (The TTL is set by a command of its own after this: readers blocked on the stream are
+# served when the script ends, and an EXPIRE 0 in it would delete the event first.)
+APPEND = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if last and (last[2][2] == 'done' or last[2][2] == 'error') then
+  return redis.error_reply('ENDED the log has ended')
+end
+return redis.call('XADD', KEYS[1], ARGV[1], 'name', ARGV[2], 'data', ARGV[3])
 """
 
 
@@ -63,6 +78,7 @@ class RedisEventLog(EventLog):
         super().__init__()
         self.url = url
         self._redis: redis.asyncio.Redis | None = None
+        self._reading: redis.asyncio.Redis | None = None
         self._outbox: list[Event] = []
         self._outbox_ready = asyncio.Event()
         self._writer: asyncio.Task | None = None
@@ -73,14 +89,29 @@ class RedisEventLog(EventLog):
 
     @property
     def client(self) -> redis.asyncio.Redis:
+        """For writes, beats, leases and stops: short commands, never behind the readers."""
         if self._redis is None:
-            # Reads block for up to a heartbeat (XREAD BLOCK); the socket must wait longer.
             self._redis = redis.asyncio.Redis.from_url(
-                self.url,
-                socket_connect_timeout=5,
-                socket_timeout=settings.CHAT_KEEPALIVE_SECONDS + 10,
+                self.url, socket_connect_timeout=5, socket_timeout=10
             )
         return self._redis
+
+    @property
+    def reader(self) -> redis.asyncio.Redis:
+        """For reads: a follower holds a connection while its read blocks (XREAD BLOCK), so
+        the readers have a pool of their own, large, where a reader past it waits its turn;
+        the writers' commands never wait behind them."""
+        if self._reading is None:
+            wait = settings.CHAT_KEEPALIVE_SECONDS + 10  # longer than a read blocks
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=READ_CONNECTIONS,
+                timeout=wait,
+                socket_connect_timeout=5,
+                socket_timeout=wait,
+            )
+            self._reading = redis.asyncio.Redis(connection_pool=pool)
+        return self._reading
 
     async def check(self) -> None:
         with redis_errors():
@@ -122,7 +153,9 @@ class RedisEventLog(EventLog):
             self._add(pipe, event)
         try:
             results = await pipe.execute(raise_on_error=False)
-        except (redis.RedisError, OSError):
+        except BaseException:
+            # Redis failed, or the request that flushed was cancelled: keep the events for
+            # the next write. Any already written are refused then (each id once), not doubled.
             self._outbox[:0] = batch
             self._outbox_ready.set()
             raise
@@ -133,13 +166,13 @@ class RedisEventLog(EventLog):
     @staticmethod
     def _add(pipe, event: Event) -> None:
         name = key(event.message_id, "events")
-        fields = {"name": event.name, "data": json.dumps(event.data)}
-        pipe.xadd(name, fields, id=f"0-{event.seq + 1}")
+        pipe.eval(APPEND, 1, name, f"0-{event.seq + 1}", event.name, json.dumps(event.data))
         ttl = settings.CHAT_EVENT_LOG_TTL_SECONDS if event.is_terminal else RUNNING_LOG_TTL_SECONDS
         # A TTL of 0 means the ended log goes at once (EXPIRE 0 deletes the key).
         pipe.expire(name, int(ttl))
         if event.is_terminal:
-            pipe.delete(key(event.message_id, "owner"), key(event.message_id, "stop"))
+            parts = ("owner", "stop", "listeners")
+            pipe.delete(*(key(event.message_id, part) for part in parts))
 
     async def pulse(self, message_ids: list[int], beat: bool = True) -> list[Pulse]:
         if not message_ids:
@@ -179,10 +212,10 @@ class RedisEventLog(EventLog):
     async def read(self, message_id: int, after_seq: int, block: float) -> list[Event] | None:
         stream = key(message_id, "events")
         with redis_errors():
-            found = await self.client.xread(
+            found = await self.reader.xread(
                 {stream: f"0-{after_seq + 1}"}, count=500, block=int(block * 1000) or None
             )
-            if not found and not await self.client.exists(stream):
+            if not found and not await self.reader.exists(stream):
                 return None
         entries = found[0][1] if found else []
         return [_event(message_id, entry_id, fields) for entry_id, fields in entries]

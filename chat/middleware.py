@@ -110,13 +110,9 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         return await self.get_response(request)
 
 
-class RequestContextMiddleware:
-    """Give each request an id, log it once answered, and count it in the metrics.
-
-    The id is the client's `X-Request-ID` when it looks like one (a proxy's), else a new
-    one; it goes back in the response's `X-Request-ID` and onto every log record made
-    while the request is served (chat.logs). Async only, so streams stay on the loop.
-    """
+class AsyncMiddleware:
+    """A middleware for async requests only: under ASGI, Django calls it on the event loop,
+    so the streams that pass it take no thread hop. Subclasses implement `__call__`."""
 
     sync_capable = False
     async_capable = True
@@ -124,6 +120,15 @@ class RequestContextMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
         markcoroutinefunction(self)
+
+
+class RequestContextMiddleware(AsyncMiddleware):
+    """Give each request an id, log it once answered, and count it in the metrics.
+
+    The id is the client's `X-Request-ID` when it looks like one (a proxy's), else a new
+    one; it goes back in the response's `X-Request-ID` and onto every log record made
+    while the request is served (chat.logs). Async only, so streams stay on the loop.
+    """
 
     async def __call__(self, request):
         context = logs.open_context(request.headers.get("X-Request-ID"))
@@ -165,15 +170,8 @@ def _user_id(request):
     return user.pk if user is not None and user.is_authenticated else None
 
 
-class MetricsEndpointMiddleware:
+class MetricsEndpointMiddleware(AsyncMiddleware):
     """Answer GET /metrics first of all, before host-name and HTTPS checks (chat.views.metrics)."""
-
-    sync_capable = False
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        markcoroutinefunction(self)
 
     async def __call__(self, request):
         if request.path_info == "/metrics":

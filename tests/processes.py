@@ -156,7 +156,7 @@ def serving_process(response: httpx.Response, web: Process) -> int:
     connection `response` came on; the connection must still be open."""
     client_port = response.extensions["network_stream"].get_extra_info("client_addr")[1]
     server_end = f"socket:[{_server_end_inode(client_port, response.url.port)}]"
-    for pid in _process_tree(web.popen.pid):
+    for pid in process_tree(web.popen.pid):
         for fd in Path(f"/proc/{pid}/fd").iterdir():
             try:
                 if os.readlink(fd) == server_end:
@@ -176,7 +176,8 @@ def _server_end_inode(client_port: int, server_port: int) -> str:
     raise AssertionError(f"no connection from port {client_port} to port {server_port}")
 
 
-def _process_tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
+    """The process `pid` and every process under it."""
     found, pending = [], [pid]
     while pending:
         found.append(current := pending.pop())

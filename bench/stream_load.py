@@ -25,8 +25,9 @@ What is measured, per stream, on the client's monotonic clock:
 * Throughput: tokens (whitespace-separated words of the delta texts) and deltas
   received by all streams, divided by the wall time from the first request to the end
   of the last stream.
-* Errors: non-200 answers, `error` events, timeouts (--timeout per stream), and
-  connections that broke or ended before `done`.
+* Errors: non-200 answers, `error` events and `done` events of a reply not complete
+  (stopped), timeouts (--timeout per stream), and connections that broke or ended
+  before `done`.
 * Lost text: streams whose joined deltas differ from the fake model's known text, and
   (read back afterwards with GET /api/conversations/{id}) whose stored reply differs
   from it or is not `complete`.
@@ -228,6 +229,8 @@ class Stream:
             self.receipts.append((now, self.tokens - 1))
         elif name == "done":
             self.done = True
+            if json.loads(data).get("status") != "complete":  # stopped: not the whole reply
+                self.fail("event", data)
         elif name == "error":
             self.fail("event", data)
 

@@ -210,6 +210,10 @@ class Stream:
     def text(self) -> str:
         return "".join(self.parts)
 
+    def request(self) -> tuple[str, dict]:
+        """The path and body of the POST that starts this stream."""
+        return f"/api/conversations/{self.conversation_id}/messages", {"content": PROMPT}
+
     def fail(self, kind: str, detail: str) -> None:
         if self.error is None:
             self.error, self.detail = kind, detail
@@ -249,13 +253,13 @@ async def read_events(reader: asyncio.StreamReader, stream: Stream) -> None:
 
 async def run_stream(target: Target, stream: Stream, start_at: float, timeout: float) -> None:
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-    path = f"/api/conversations/{stream.conversation_id}/messages"
+    path, body = stream.request()
     stream.started = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(target.host, target.port)
             try:
-                writer.write(build_request(target, "POST", path, {"content": PROMPT}))
+                writer.write(build_request(target, "POST", path, body))
                 await read_events(reader, stream)
             finally:
                 writer.close()
@@ -309,9 +313,9 @@ async def gather_bounded(coroutines, limit: int) -> list:
     return await asyncio.gather(*(bounded(c) for c in coroutines))
 
 
-async def create_conversations(target: Target, count: int) -> list[int]:
+async def create_conversations(target: Target, count: int, model: str = "fake") -> list[int]:
     answers = await gather_bounded(
-        (fetch(target, "POST", "/api/conversations", {"model": "fake"}) for _ in range(count)), 16
+        (fetch(target, "POST", "/api/conversations", {"model": model}) for _ in range(count)), 16
     )
     bad = [status for status, _ in answers if status != 201]
     if bad:

@@ -13,6 +13,9 @@ words at --tokens-per-second) and chatsite (uvicorn, a fresh SQLite database, an
 * `--door api`: `POST /api/conversations/{id}/messages` in conversations on the upstream
   model (created first, untimed), the chat page's SSE endpoint.
 
+`--model fake` sends the same streams to chatsite's own fake model at the same pace
+instead: what a reply costs without the proxying, to set beside it.
+
 Then the same streams go to the upstream directly (`/v1/chat/completions`), the baseline.
 It prints both side by side with the ratio (through chatsite / direct): wall time (first
 request to the end of the last stream), time to first token, gaps between deltas, errors,
@@ -68,12 +71,13 @@ BENCH = Path(__file__).resolve().parent
 class CompletionStream(Stream):
     """A `/v1/chat/completions` stream: OpenAI's chunks, then `data: [DONE]`."""
 
+    model: str = MODEL
     message_id: int | None = None
     usage: dict | None = None
 
     def request(self) -> tuple[str, dict]:
         return "/v1/chat/completions", {
-            "model": MODEL,
+            "model": self.model,
             "messages": [{"role": "user", "content": PROMPT}],
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -123,11 +127,13 @@ async def load(
     target: Target, upstream: Target, args: argparse.Namespace, door: str, database: Path | None
 ) -> ProxyRun:
     """One stream to warm up, then every stream at once against `target`; check what was stored."""
-    await run_stream(target, CompletionStream(0), 0, args.timeout)  # imports, first connections
+    model = MODEL if target is upstream else args.model
+    await run_stream(target, CompletionStream(0, model=model), 0, args.timeout)  # first uses
     if door == "api":
-        streams = [Stream(cid) for cid in await create_conversations(target, args.streams, MODEL)]
+        ids = await create_conversations(target, args.streams, model)
+        streams = [Stream(cid) for cid in ids]
     else:
-        streams = [CompletionStream(0) for _ in range(args.streams)]
+        streams = [CompletionStream(0, model=model) for _ in range(args.streams)]
     cpu, machine = own_cpu(), machine_busy()
     server_cpu, upstream_cpu = process_cpu(target.pid), process_cpu(upstream.pid)
     begin = time.monotonic()
@@ -199,7 +205,7 @@ def profiled(pid: int | None, output: str) -> Iterator[None]:
     kind = {".svg": "flamegraph", ".json": "speedscope"}.get(Path(output).suffix, "raw")
     py_spy = Path(sys.executable).with_name("py-spy")
     command = [str(py_spy), "record", "--pid", str(pid), "--output", output, "--format", kind]
-    spy = subprocess.Popen([*command, "--rate", "250", "--nonblocking"], stderr=subprocess.PIPE)
+    spy = subprocess.Popen([*command, "--rate", "250", *os.environ.get("PY_SPY_FLAGS", "--nonblocking").split()], stderr=subprocess.PIPE)
     time.sleep(1)  # py-spy attaches before the load begins
     try:
         yield
@@ -244,6 +250,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--streams", type=int, default=300, help="concurrent streams (default 300)")
     add("--door", choices=["v1", "api"], default="v1", help="/v1/chat/completions or /api/")
+    add(
+        "--model",
+        default=MODEL,
+        help=f"{MODEL} (the upstream's, default) or fake: chatsite's own fake model at the same "
+        "pace, which shows what a reply costs without the proxying",
+    )
     add("--tokens-per-second", type=float, default=20, help="the upstream's pace (20)")
     add("--tokens", type=int, default=40, help="the upstream's reply length in words (40)")
     add("--timeout", type=float, default=60.0, help="per-stream limit in seconds (60)")

@@ -37,7 +37,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,15 +51,14 @@ from stream_load import (
     Target,
     create_conversations,
     expected_text,
-    free_port,
     gaps,
     machine_busy,
     own_cpu,
     percentile,
     process_cpu,
     run_stream,
-    serve,
     spawn_chatsite,
+    spawn_paced,
     ttfts,
 )
 
@@ -188,15 +186,6 @@ def summarize(run: ProxyRun, args: argparse.Namespace) -> dict[str, float | int 
 
 
 @contextlib.contextmanager
-def spawn_upstream(args: argparse.Namespace, workdir: Path) -> Iterator[Target]:
-    port = free_port()
-    command = [sys.executable, str(BENCH / "fake_upstream.py"), "--port", str(port)]
-    command += ["--tokens-per-second", f"{args.tokens_per_second:g}", "--tokens", str(args.tokens)]
-    with serve("upstream", command, dict(os.environ), port, workdir) as target:
-        yield target
-
-
-@contextlib.contextmanager
 def profiled(pid: int | None, output: str) -> Iterator[None]:
     """py-spy samples process `pid` while the block runs (no-op without `output`)."""
     if not output or pid is None:
@@ -205,7 +194,10 @@ def profiled(pid: int | None, output: str) -> Iterator[None]:
     kind = {".svg": "flamegraph", ".json": "speedscope"}.get(Path(output).suffix, "raw")
     py_spy = Path(sys.executable).with_name("py-spy")
     command = [str(py_spy), "record", "--pid", str(pid), "--output", output, "--format", kind]
-    spy = subprocess.Popen([*command, "--rate", "250", *os.environ.get("PY_SPY_FLAGS", "--nonblocking").split()], stderr=subprocess.PIPE)
+    spy = subprocess.Popen(
+        [*command, "--rate", "250", *os.environ.get("PY_SPY_FLAGS", "--nonblocking").split()],
+        stderr=subprocess.PIPE,
+    )
     time.sleep(1)  # py-spy attaches before the load begins
     try:
         yield
@@ -225,7 +217,7 @@ def measure(label: str, target: Target, upstream: Target, args, door, database=N
 def measure_all(args: argparse.Namespace, workdir: Path) -> dict[str, dict]:
     """Through chatsite first, then the upstream directly, one after the other."""
     columns = {}
-    with spawn_upstream(args, workdir) as upstream:
+    with spawn_paced("upstream", "fake_upstream.py", args, workdir) as upstream:
         if not args.baseline_only:
             args.server_env += [
                 f"OPENAI_BASE_URL=http://127.0.0.1:{upstream.port}/v1",
@@ -277,13 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     stream_load.raise_fd_limit(args.streams)
     load_before = os.getloadavg()
-    if args.keep:
-        workdir = Path(tempfile.mkdtemp(prefix="chatsite-proxy-"))
-        columns = measure_all(args, workdir)
-        print(f"server logs and database kept in {workdir}")
-    else:
-        with tempfile.TemporaryDirectory(prefix="chatsite-proxy-") as tmp:
-            columns = measure_all(args, Path(tmp))
+    columns = stream_load.in_workdir(args, measure_all, "chatsite-proxy-")
     print()
     print(f"{args.streams} streams, {args.tokens} words at {args.tokens_per_second:g}/s")
     print("load average before: {:.2f} {:.2f} {:.2f}".format(*load_before))

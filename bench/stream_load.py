@@ -577,12 +577,17 @@ def spawn_chatsite(args: argparse.Namespace, workdir: Path, server: str) -> Iter
 
 
 @contextlib.contextmanager
-def spawn_baseline(args: argparse.Namespace, workdir: Path) -> Iterator[Target]:
+def spawn_paced(label: str, script: str, args: argparse.Namespace, workdir: Path):
+    """A server script of bench/ taking --port, --tokens-per-second and --tokens."""
     port = free_port()
-    command = [sys.executable, str(BENCH / "baseline_server.py"), "--port", str(port)]
+    command = [sys.executable, str(BENCH / script), "--port", str(port)]
     command += ["--tokens-per-second", f"{args.tokens_per_second:g}", "--tokens", str(args.tokens)]
-    with serve("baseline", command, dict(os.environ), port, workdir) as target:
+    with serve(label, command, dict(os.environ), port, workdir) as target:
         yield target
+
+
+def spawn_baseline(args: argparse.Namespace, workdir: Path):
+    return spawn_paced("baseline", "baseline_server.py", args, workdir)
 
 
 def given_target(args: argparse.Namespace) -> Target:
@@ -673,16 +678,21 @@ def measure_all(args: argparse.Namespace, workdir: Path) -> dict[str, dict]:
     return columns
 
 
+def in_workdir(args: argparse.Namespace, measure_all, prefix: str) -> dict[str, dict]:
+    """`measure_all(args, workdir)` in a temporary folder, or in one kept with --keep."""
+    if args.keep:
+        workdir = Path(tempfile.mkdtemp(prefix=prefix))
+        columns = measure_all(args, workdir)
+        print(f"server logs and database kept in {workdir}")
+        return columns
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        return measure_all(args, Path(tmp))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     raise_fd_limit(args.streams)
-    if args.keep:
-        workdir = Path(tempfile.mkdtemp(prefix="chatsite-bench-"))
-        columns = measure_all(args, workdir)
-        print(f"server logs and database kept in {workdir}")
-    else:
-        with tempfile.TemporaryDirectory(prefix="chatsite-bench-") as tmp:
-            columns = measure_all(args, Path(tmp))
+    columns = in_workdir(args, measure_all, "chatsite-bench-")
     print()
     print(f"{args.streams} streams, {args.tokens} tokens at {args.tokens_per_second:g}/s")
     report(columns)

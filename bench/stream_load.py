@@ -214,6 +214,10 @@ class Stream:
     def text(self) -> str:
         return "".join(self.parts)
 
+    def request(self) -> tuple[str, dict]:
+        """The path and body of the POST that starts this stream."""
+        return f"/api/conversations/{self.conversation_id}/messages", {"content": PROMPT}
+
     def fail(self, kind: str, detail: str) -> None:
         if self.error is None:
             self.error, self.detail = kind, detail
@@ -255,13 +259,13 @@ async def read_events(reader: asyncio.StreamReader, stream: Stream) -> None:
 
 async def run_stream(target: Target, stream: Stream, start_at: float, timeout: float) -> None:
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-    path = f"/api/conversations/{stream.conversation_id}/messages"
+    path, body = stream.request()
     stream.started = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(target.host, target.port)
             try:
-                writer.write(build_request(target, "POST", path, {"content": PROMPT}))
+                writer.write(build_request(target, "POST", path, body))
                 await read_events(reader, stream)
             finally:
                 writer.close()
@@ -314,9 +318,9 @@ async def gather_bounded(coroutines, limit: int) -> list:
     return await asyncio.gather(*(bounded(c) for c in coroutines))
 
 
-async def create_conversations(target: Target, count: int) -> list[int]:
+async def create_conversations(target: Target, count: int, model: str = "fake") -> list[int]:
     answers = await gather_bounded(
-        (fetch(target, "POST", "/api/conversations", {"model": "fake"}) for _ in range(count)), 16
+        (fetch(target, "POST", "/api/conversations", {"model": model}) for _ in range(count)), 16
     )
     bad = [status for status, _ in answers if status != 201]
     if bad:
@@ -596,12 +600,17 @@ def spawn_chatsite(
 
 
 @contextlib.contextmanager
-def spawn_baseline(args: argparse.Namespace, workdir: Path) -> Iterator[Target]:
+def spawn_paced(label: str, script: str, args: argparse.Namespace, workdir: Path):
+    """A server script of bench/ taking --port, --tokens-per-second and --tokens."""
     port = free_port()
-    command = [sys.executable, str(BENCH / "baseline_server.py"), "--port", str(port)]
+    command = [sys.executable, str(BENCH / script), "--port", str(port)]
     command += ["--tokens-per-second", f"{args.tokens_per_second:g}", "--tokens", str(args.tokens)]
-    with serve("baseline", command, dict(os.environ), port, workdir) as target:
+    with serve(label, command, dict(os.environ), port, workdir) as target:
         yield target
+
+
+def spawn_baseline(args: argparse.Namespace, workdir: Path):
+    return spawn_paced("baseline", "baseline_server.py", args, workdir)
 
 
 def given_target(args: argparse.Namespace) -> Target:
@@ -712,16 +721,21 @@ def measure_all(args: argparse.Namespace, workdir: Path) -> dict[str, dict]:
     return columns
 
 
+def in_workdir(args: argparse.Namespace, measure_all, prefix: str) -> dict[str, dict]:
+    """`measure_all(args, workdir)` in a temporary folder, or in one kept with --keep."""
+    if args.keep:
+        workdir = Path(tempfile.mkdtemp(prefix=prefix))
+        columns = measure_all(args, workdir)
+        print(f"server logs and database kept in {workdir}")
+        return columns
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        return measure_all(args, Path(tmp))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     raise_fd_limit(args.streams)
-    if args.keep:
-        workdir = Path(tempfile.mkdtemp(prefix="chatsite-bench-"))
-        columns = measure_all(args, workdir)
-        print(f"server logs and database kept in {workdir}")
-    else:
-        with tempfile.TemporaryDirectory(prefix="chatsite-bench-") as tmp:
-            columns = measure_all(args, Path(tmp))
+    columns = in_workdir(args, measure_all, "chatsite-bench-")
     print()
     print(f"{args.streams} streams, {args.tokens} tokens at {args.tokens_per_second:g}/s")
     report(columns)

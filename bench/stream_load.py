@@ -586,8 +586,8 @@ def spawn_chatsite(
 ) -> Iterator[Target]:
     """chatsite with the fake model (on a fresh SQLite database unless --server-env names
     another), in a subprocess: `workers` uvicorn processes on one port where more than one."""
-    label = f"chatsite-{server}" + (f"-w{workers}" if len(args.workers) > 1 else "")
-    workdir = workdir / label
+    name = server + (f"-w{workers}" if workers > 1 else "")
+    label, workdir = f"chatsite-{name}", workdir / name
     workdir.mkdir()
     env = chatsite_env(args, workdir)
     manage(env, "migrate", "-v0")

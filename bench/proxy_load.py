@@ -44,6 +44,7 @@ from pathlib import Path
 
 import stream_load
 from fake_upstream import MODEL
+from server_processes import process_cpu
 from stream_load import (
     PROMPT,
     LoadRun,
@@ -55,7 +56,6 @@ from stream_load import (
     machine_busy,
     own_cpu,
     percentile,
-    process_cpu,
     run_stream,
     spawn_chatsite,
     spawn_paced,

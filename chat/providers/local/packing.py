@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 PACKABLE = (torch.bfloat16, torch.float32)
+_LINEAR = torch.ops.mkldnn._linear_pointwise.default  # the overload itself: no lookup per call
 
 
 class PackedLinear(nn.Module):
@@ -25,7 +26,7 @@ class PackedLinear(nn.Module):
         self.bias = None if linear.bias is None else linear.bias.detach()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        return _LINEAR(x, self.packed, self.bias, "none", [], "")
 
 
 def pack_linear_layers(model: nn.Module) -> int:

@@ -343,15 +343,34 @@ async def load(target: Target, args: argparse.Namespace) -> LoadRun:
     spacing = args.ramp / len(streams)
     cpu, server_cpu, machine = own_cpu(), process_cpu(target.pid), machine_busy()
     begin = time.monotonic()
-    await asyncio.gather(
-        *(run_stream(target, s, begin + i * spacing, args.timeout) for i, s in enumerate(streams))
-    )
+    with profiled(target, args.profile):
+        await asyncio.gather(
+            *(run_stream(target, s, begin + i * spacing, args.timeout) for i, s in enumerate(streams))
+        )
     wall = max(s.ended for s in streams) - begin
     server_used = process_cpu(target.pid) - server_cpu if target.pid else None
     run = LoadRun(streams, wall, own_cpu() - cpu, server_used, machine_busy() - machine)
     if not args.no_verify:
         run.stored_mismatches = await stored_mismatches(target, streams, expected_text(args))
     return run
+
+
+@contextlib.contextmanager
+def profiled(target: Target, prefix: str) -> Iterator[None]:
+    """With --profile, py-spy samples the spawned server during the timed part only."""
+    if not prefix or target.pid is None:
+        yield
+        return
+    out = f"{prefix}-{target.label}.txt"  # py-spy's raw format: one collapsed stack a line
+    spy = Path(sys.executable).parent / "py-spy"
+    command = [str(spy), "record", "--pid", str(target.pid), "--rate", "200", "--format", "raw", *os.getenv("PYSPY_ARGS", "").split()]
+    recorder = subprocess.Popen([*command, "--nonblocking", "--output", out])
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(30)
+        print(f"{target.label}: server profile in {out}", flush=True)
 
 
 def expected_text(args: argparse.Namespace) -> str:
@@ -631,6 +650,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--timeout", type=float, default=60.0, help="per-stream limit in seconds (60)")
     add("--no-verify", action="store_true", help="skip reading the stored replies back")
     add("--baseline-only", action="store_true", help="load only the baseline")
+    add("--profile", default="", metavar="PREFIX", help="py-spy the server: PREFIX-LABEL.txt")
     add("--keep", action="store_true", help="keep the spawned servers' logs and database")
     add("--no-instrument", action="store_true", help="serve chatsite.asgi, unstamped")
     add("--app", default="", help="ASGI app for --spawn (default: the instrumented chatsite)")

@@ -84,10 +84,13 @@ def count_output_tokens(user_id: int | None, tokens: int) -> None:
     if not tokens or user_id is None:
         return
     day = timezone.now().date()
+    added = F("output_tokens") + tokens
+    if DailyUsage.objects.filter(user_id=user_id, day=day).update(output_tokens=added):
+        return  # one statement, as for every reply after the day's first
     try:
         with transaction.atomic():
             row, _created = DailyUsage.objects.get_or_create(user_id=user_id, day=day)
-            DailyUsage.objects.filter(pk=row.pk).update(output_tokens=F("output_tokens") + tokens)
+            DailyUsage.objects.filter(pk=row.pk).update(output_tokens=added)
     except IntegrityError:
         # The account was deleted while its last reply ended: its tokens are nobody's now.
         pass

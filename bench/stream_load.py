@@ -277,6 +277,27 @@ class LoadRun:
     server_cpu: float | None
     machine_cpu: float
     stored_mismatches: int | None = None
+    server_rss_growth: float | None = None  # bytes: the peak during the run over the start
+
+
+class MemoryWatch:
+    """How far a process's resident memory rises over its size when the watch starts."""
+
+    def __init__(self, pid: int | None):
+        self.pid, self.growth = pid, 0.0
+        self.first = rss_bytes(pid) if pid else 0.0
+
+    async def watch(self) -> None:
+        while self.pid:
+            self.growth = max(self.growth, rss_bytes(self.pid) - self.first)
+            await asyncio.sleep(0.05)
+
+
+def rss_bytes(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return float(line.split()[1]) * 1024
+    return 0.0
 
 
 def process_cpu(pid: int | None) -> float | None:
@@ -343,13 +364,18 @@ async def load(target: Target, args: argparse.Namespace) -> LoadRun:
     spacing = args.ramp / len(streams)
     cpu, server_cpu, machine = own_cpu(), process_cpu(target.pid), machine_busy()
     begin = time.monotonic()
+    memory = MemoryWatch(target.pid)
+    watch = asyncio.create_task(memory.watch())
     with profiled(target, args.profile):
+        starts = (begin + i * spacing for i in range(len(streams)))
         await asyncio.gather(
-            *(run_stream(target, s, begin + i * spacing, args.timeout) for i, s in enumerate(streams))
+            *(run_stream(target, s, at, args.timeout) for s, at in zip(streams, starts))
         )
+    watch.cancel()
     wall = max(s.ended for s in streams) - begin
     server_used = process_cpu(target.pid) - server_cpu if target.pid else None
     run = LoadRun(streams, wall, own_cpu() - cpu, server_used, machine_busy() - machine)
+    run.server_rss_growth = memory.growth if target.pid else None
     if not args.no_verify:
         run.stored_mismatches = await stored_mismatches(target, streams, expected_text(args))
     return run
@@ -363,7 +389,8 @@ def profiled(target: Target, prefix: str) -> Iterator[None]:
         return
     out = f"{prefix}-{target.label}.txt"  # py-spy's raw format: one collapsed stack a line
     spy = Path(sys.executable).parent / "py-spy"
-    command = [str(spy), "record", "--pid", str(target.pid), "--rate", "200", "--format", "raw", *os.getenv("PYSPY_ARGS", "").split()]
+    command = [str(spy), "record", "--pid", str(target.pid), "--rate", "200", "--format", "raw"]
+    command += os.getenv("PYSPY_ARGS", "").split()  # --gil: only the thread holding the GIL
     recorder = subprocess.Popen([*command, "--nonblocking", "--output", out])
     try:
         yield
@@ -448,6 +475,13 @@ def summarize(run: LoadRun, args: argparse.Namespace) -> dict[str, float | int |
         ),
         "other processes' CPU (% core)": (
             None if run.server_cpu is None else 100 * other / run.wall
+        ),
+        # All a reply costs the server, start to end (its deltas, its title too).
+        "server CPU per reply (ms)": (
+            None if run.server_cpu is None else 1000 * run.server_cpu / len(streams)
+        ),
+        "server memory per open stream (KiB)": (
+            None if run.server_rss_growth is None else run.server_rss_growth / 1024 / len(streams)
         ),
     }
 

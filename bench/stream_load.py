@@ -369,7 +369,10 @@ async def load(target: Target, args: argparse.Namespace) -> LoadRun:
     with profiled(target, args.profile):
         starts = (begin + i * spacing for i in range(len(streams)))
         await asyncio.gather(
-            *(run_stream(target, s, at, args.timeout) for s, at in zip(streams, starts))
+            *(
+                run_stream(target, s, at, args.timeout)
+                for s, at in zip(streams, starts, strict=True)
+            )
         )
     watch.cancel()
     wall = max(s.ended for s in streams) - begin

@@ -12,7 +12,10 @@ settings.MIDDLEWARE.
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
+import functools
+import re
+
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
@@ -21,6 +24,7 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
+from django.urls import Resolver404, resolve
 from django.utils.module_loading import import_string
 
 from chat.middleware import AsyncMiddleware
@@ -107,7 +111,20 @@ API_MIDDLEWARE = [
 
 
 class ApiHandler(ASGIHandler):
-    """Django's ASGI handler over API_MIDDLEWARE: URL resolution, views, error pages as ever."""
+    """Django's ASGI handler over API_MIDDLEWARE: URL resolution, views, error pages as ever.
+
+    Django gives every request a thread-sensitive context, so the first sync call it
+    makes starts a thread of its own, and every request makes one as it ends (closing
+    the response). An async view's request, a stream's, needs no such thread: it skips
+    the context, and that last call runs on asgiref's one shared sync thread. A sync
+    view's request keeps it, so that sync views never wait on one another.
+    """
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and _async_view(_shape(scope["path"])):
+            await self.handle(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async=True)
@@ -120,6 +137,23 @@ class ApiHandler(ASGIHandler):
         for path in reversed(API_MIDDLEWARE):
             handler = convert_exception_to_response(import_string(path)(handler))
         self._middleware_chain = handler
+
+
+def _shape(path: str) -> str:
+    """The path with its ids (segments of digits) as 0: few shapes, whatever the ids."""
+    return _DIGITS.sub("0", path)
+
+
+_DIGITS = re.compile(r"(?<=/)\d+(?=/|$)")
+
+
+@functools.lru_cache(maxsize=256)
+def _async_view(shape: str) -> bool:
+    """Whether the view at this path shape is a coroutine function (False if none is)."""
+    try:
+        return iscoroutinefunction(resolve(shape).func)
+    except Resolver404:
+        return False
 
 
 def by_path(api, pages):

@@ -21,7 +21,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.utils import timezone
 
 from chat.errors import NotFound, Unavailable
-from chat.models import Conversation, Message
+from chat.models import Conversation, Message, single
 
 logger = logging.getLogger(__name__)
 INTERRUPTED = "The server restarted while this reply was being written."
@@ -100,11 +100,8 @@ def in_locked_conversation(user, conversation_id: int, work):
     everything it stored.
     """
     with transaction.atomic():
-        conversation = (
-            Conversation.objects.for_user(user)
-            .select_for_update()
-            .filter(pk=conversation_id)
-            .first()
+        conversation = single(
+            Conversation.objects.for_user(user).select_for_update().filter(pk=conversation_id)
         )
         if conversation is None:
             raise NotFound("No such conversation.")
@@ -205,7 +202,7 @@ def finish_reply(message_id: int, conversation_id: int | None = None, **fields) 
 
 def owned_conversation(user, conversation_id: int) -> Conversation:
     """The conversation if `user` owns it; NotFound otherwise."""
-    conversation = Conversation.objects.for_user(user).filter(pk=conversation_id).first()
+    conversation = single(Conversation.objects.for_user(user).filter(pk=conversation_id))
     if conversation is None:
         raise NotFound("No such conversation.")
     return conversation
@@ -218,7 +215,7 @@ conversation_for_user = reads(owned_conversation)
 @reads
 def message_for_user(user, message_id: int) -> Message:
     """The message if `user` owns its conversation; NotFound otherwise."""
-    message = Message.objects.for_user(user).filter(pk=message_id).first()
+    message = single(Message.objects.for_user(user).filter(pk=message_id))
     if message is None:
         raise NotFound("No such message.")
     return message

@@ -17,7 +17,6 @@ import argparse
 import functools
 import json
 import multiprocessing
-import os
 import socket
 import statistics
 import tempfile
@@ -26,26 +25,12 @@ import time
 from pathlib import Path
 
 import httpx
-from stream_load import chatsite_env, free_port, manage, process_cpu, serve, server_command
+from server_processes import server_cpu
+from stream_load import chatsite_env, free_port, manage, serve, server_command
 
 THIRTY_THOUSAND = [{"role": "user", "content": "a"} for _ in range(30_000)]
 AT_THE_CAP = [{"role": ("assistant", "user")[i % 2], "content": "a b c"} for i in range(1000)]
 SMALL = [{"role": "user", "content": "hi"}]
-
-
-def server_cpu(pid: int) -> float:
-    """CPU seconds of the server and of every process it started, so far."""
-    total, pending = 0.0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            total += process_cpu(current)
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children") as children:
-                    pending.extend(int(child) for child in children.read().split())
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # a process that ended meanwhile
-    return total
 
 
 def hostile_requests(base: str) -> dict[str, callable]:

@@ -1,14 +1,17 @@
 """Batching engine vs a thread per request, with the local model and N concurrent users.
 
-Run:  .venv/bin/python bench/local_batching.py [--users 16] [--tokens 64] [--rounds 3]
+Run:  .venv/bin/python bench/local_batching.py [--users 1 16] [--tokens 64] [--rounds 3]
 
-Each round runs both, one after the other on the same loaded model:
+For each number of users (by default one, then sixteen), each round runs both, one after
+the other on the same loaded model:
 - baseline: the seeds' pattern, one thread per request running `model.generate` with a
   `TextIteratorStreamer` that the user's own thread reads;
 - engine: every user streams through `LocalProvider.stream()`, as the site and the
   worker do, so all replies share the batching engine.
 Prompts ask for long texts so that every reply runs to --tokens (the token counts are
-checked and printed). The figures printed are medians over the rounds.
+checked and printed). The figures printed are medians over the rounds. A reply's decode
+rate counts the tokens after its first over the time from its first token to its end: for
+one user, that is the model's single-user speed, with time to first token apart.
 """
 
 from __future__ import annotations
@@ -132,6 +135,7 @@ def summarize(replies: list[Reply]) -> dict:
         "ttft_p50": statistics.median(ttft),
         "ttft_p99": ttft[min(len(ttft) - 1, round(0.99 * (len(ttft) - 1)))],
         "user_tps": statistics.median(r.tokens / (r.ended - r.started) for r in replies),
+        "decode_tps": statistics.median((r.tokens - 1) / (r.ended - r.first) for r in replies),
         "tokens": sorted({r.tokens for r in replies}),
     }
 
@@ -139,8 +143,9 @@ def summarize(replies: list[Reply]) -> dict:
 def show(name: str, figures: dict) -> str:
     return (
         f"{name:9} total {figures['total_tps']:7.1f} tokens/s | TTFT p50 "
-        f"{figures['ttft_p50']:5.2f} s, p99 {figures['ttft_p99']:5.2f} s | per user "
-        f"{figures['user_tps']:5.1f} tokens/s | tokens per reply {figures['tokens']}"
+        f"{figures['ttft_p50'] * 1000:5.0f} ms, p99 {figures['ttft_p99'] * 1000:5.0f} ms | "
+        f"per user {figures['user_tps']:5.1f} tokens/s, decode {figures['decode_tps']:5.1f} | "
+        f"tokens per reply {figures['tokens']}"
     )
 
 
@@ -161,20 +166,26 @@ def warm_up() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=16)
+    parser.add_argument("--users", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     warm_up()
-    print(f"{args.users} users, {args.tokens}-token replies, load average {os.getloadavg()}")
+    for users in args.users:
+        compare(users, args.tokens, args.rounds)
+
+
+def compare(users: int, tokens: int, rounds: int) -> None:
+    """Run both paths `rounds` times with this many users; print each round and the medians."""
+    print(f"{users} users, {tokens}-token replies, load average {os.getloadavg()}")
     results = {"baseline": [], "engine": []}
-    for number in range(1, args.rounds + 1):
-        results["baseline"].append(summarize(baseline(args.users, args.tokens)))
-        results["engine"].append(summarize(asyncio.run(engine(args.users, args.tokens))))
-        for name, rounds in results.items():
-            print(f"round {number}: {show(name, rounds[-1])}")
+    for number in range(1, rounds + 1):
+        results["baseline"].append(summarize(baseline(users, tokens)))
+        results["engine"].append(summarize(asyncio.run(engine(users, tokens))))
+        for name, figures in results.items():
+            print(f"round {number}: {show(name, figures[-1])}")
     base, ours = median_of(results["baseline"]), median_of(results["engine"])
-    print(f"median of {args.rounds} rounds, load average {os.getloadavg()}:")
+    print(f"{users} users, median of {rounds} rounds, load average {os.getloadavg()}:")
     print(show("baseline", base))
     print(show("engine", ours))
     print(f"engine/baseline total tokens/s: {ours['total_tps'] / base['total_tps']:.1f}x")

@@ -25,8 +25,9 @@ What is measured, per stream, on the client's monotonic clock:
 * Throughput: tokens (whitespace-separated words of the delta texts) and deltas
   received by all streams, divided by the wall time from the first request to the end
   of the last stream.
-* Errors: non-200 answers, `error` events, timeouts (--timeout per stream), and
-  connections that broke or ended before `done`.
+* Errors: non-200 answers, `error` events and `done` events of a reply not complete
+  (stopped), timeouts (--timeout per stream), and connections that broke or ended
+  before `done`.
 * Lost text: streams whose joined deltas differ from the fake model's known text, and
   (read back afterwards with GET /api/conversations/{id}) whose stored reply differs
   from it or is not `complete`.
@@ -55,10 +56,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from baseline_server import fake_tokens
+from server_processes import ServerProcess, server_processes
+from server_processes import describe as describe_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -210,6 +214,10 @@ class Stream:
     def text(self) -> str:
         return "".join(self.parts)
 
+    def request(self) -> tuple[str, dict]:
+        """The path and body of the POST that starts this stream."""
+        return f"/api/conversations/{self.conversation_id}/messages", {"content": PROMPT}
+
     def fail(self, kind: str, detail: str) -> None:
         if self.error is None:
             self.error, self.detail = kind, detail
@@ -225,6 +233,8 @@ class Stream:
             self.receipts.append((now, self.tokens - 1))
         elif name == "done":
             self.done = True
+            if json.loads(data).get("status") != "complete":  # stopped: not the whole reply
+                self.fail("event", data)
         elif name == "error":
             self.fail("event", data)
 
@@ -249,13 +259,13 @@ async def read_events(reader: asyncio.StreamReader, stream: Stream) -> None:
 
 async def run_stream(target: Target, stream: Stream, start_at: float, timeout: float) -> None:
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-    path = f"/api/conversations/{stream.conversation_id}/messages"
+    path, body = stream.request()
     stream.started = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(target.host, target.port)
             try:
-                writer.write(build_request(target, "POST", path, {"content": PROMPT}))
+                writer.write(build_request(target, "POST", path, body))
                 await read_events(reader, stream)
             finally:
                 writer.close()
@@ -277,35 +287,39 @@ class LoadRun:
     server_cpu: float | None
     machine_cpu: float
     stored_mismatches: int | None = None
-    server_rss_growth: float | None = None  # bytes: the peak during the run over the start
+    processes: list[str] = field(default_factory=list)  # the server's, one line per role
+    peak_rss_mb: float | None = None  # all the server's processes together
+    rss_growth_mb: float | None = None  # their resident memory's rise during the burst
+
+
+def server_look(target: Target) -> list[ServerProcess]:
+    """The spawned server's processes now (none for a server this script did not start)."""
+    return server_processes(target.pid) if target.pid else []
 
 
 class MemoryWatch:
-    """How far a process's resident memory rises over its size when the watch starts."""
+    """How far the server's resident memory (all its processes) rises during the burst."""
 
-    def __init__(self, pid: int | None):
-        self.pid, self.growth = pid, 0.0
-        self.first = rss_bytes(pid) if pid else 0.0
+    def __init__(self, target: Target):
+        self.pids = [p.pid for p in server_look(target)]
+        self.first, self.growth = self.resident(), 0.0
+
+    def resident(self) -> float:
+        """MiB, all the processes together."""
+        return sum(resident_mb(pid) for pid in self.pids)
 
     async def watch(self) -> None:
-        while self.pid:
-            self.growth = max(self.growth, rss_bytes(self.pid) - self.first)
+        while self.pids:
+            self.growth = max(self.growth, self.resident() - self.first)
             await asyncio.sleep(0.05)
 
 
-def rss_bytes(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return float(line.split()[1]) * 1024
+def resident_mb(pid: int) -> float:
+    with contextlib.suppress(FileNotFoundError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
     return 0.0
-
-
-def process_cpu(pid: int | None) -> float | None:
-    """CPU seconds (user + system, all threads) a process has used so far."""
-    if pid is None:
-        return None
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy() -> float:
@@ -330,9 +344,9 @@ async def gather_bounded(coroutines, limit: int) -> list:
     return await asyncio.gather(*(bounded(c) for c in coroutines))
 
 
-async def create_conversations(target: Target, count: int) -> list[int]:
+async def create_conversations(target: Target, count: int, model: str = "fake") -> list[int]:
     answers = await gather_bounded(
-        (fetch(target, "POST", "/api/conversations", {"model": "fake"}) for _ in range(count)), 16
+        (fetch(target, "POST", "/api/conversations", {"model": model}) for _ in range(count)), 16
     )
     bad = [status for status, _ in answers if status != 201]
     if bad:
@@ -362,9 +376,9 @@ async def load(target: Target, args: argparse.Namespace) -> LoadRun:
     ids = await create_conversations(target, args.streams)
     streams = [Stream(cid) for cid in ids]
     spacing = args.ramp / len(streams)
-    cpu, server_cpu, machine = own_cpu(), process_cpu(target.pid), machine_busy()
+    cpu, server_before, machine = own_cpu(), server_look(target), machine_busy()
     begin = time.monotonic()
-    memory = MemoryWatch(target.pid)
+    memory = MemoryWatch(target)
     watch = asyncio.create_task(memory.watch())
     with profiled(target, args.profile):
         starts = (begin + i * spacing for i in range(len(streams)))
@@ -376,9 +390,14 @@ async def load(target: Target, args: argparse.Namespace) -> LoadRun:
         )
     watch.cancel()
     wall = max(s.ended for s in streams) - begin
-    server_used = process_cpu(target.pid) - server_cpu if target.pid else None
-    run = LoadRun(streams, wall, own_cpu() - cpu, server_used, machine_busy() - machine)
-    run.server_rss_growth = memory.growth if target.pid else None
+    server_after = server_look(target)
+    server_used = sum(p.cpu for p in server_after) - sum(p.cpu for p in server_before)
+    client_used, machine_used = own_cpu() - cpu, machine_busy() - machine
+    run = LoadRun(streams, wall, client_used, server_used if target.pid else None, machine_used)
+    if target.pid:
+        run.processes = describe_processes(server_before, server_after, wall)
+        run.peak_rss_mb = sum(p.peak_rss_mb for p in server_after)
+        run.rss_growth_mb = memory.growth
     if not args.no_verify:
         run.stored_mismatches = await stored_mismatches(target, streams, expected_text(args))
     return run
@@ -393,7 +412,7 @@ def profiled(target: Target, prefix: str) -> Iterator[None]:
     out = f"{prefix}-{target.label}.txt"  # py-spy's raw format: one collapsed stack a line
     spy = Path(sys.executable).parent / "py-spy"
     command = [str(spy), "record", "--pid", str(target.pid), "--rate", "200", "--format", "raw"]
-    command += os.getenv("PYSPY_ARGS", "").split()  # --gil: only the thread holding the GIL
+    command += ["--subprocesses", *os.getenv("PYSPY_ARGS", "").split()]  # --gil: GIL holders
     recorder = subprocess.Popen([*command, "--nonblocking", "--output", out])
     try:
         yield
@@ -479,12 +498,13 @@ def summarize(run: LoadRun, args: argparse.Namespace) -> dict[str, float | int |
         "other processes' CPU (% core)": (
             None if run.server_cpu is None else 100 * other / run.wall
         ),
+        "server peak RSS, all (MiB)": run.peak_rss_mb,
         # All a reply costs the server, start to end (its deltas, its title too).
         "server CPU per reply (ms)": (
             None if run.server_cpu is None else 1000 * run.server_cpu / len(streams)
         ),
         "server memory per open stream (KiB)": (
-            None if run.server_rss_growth is None else run.server_rss_growth / 1024 / len(streams)
+            None if run.rss_growth_mb is None else 1024 * run.rss_growth_mb / len(streams)
         ),
     }
 
@@ -563,7 +583,7 @@ def serve(label: str, command: list[str], env: dict, port: int, workdir: Path) -
 
 
 def chatsite_env(args: argparse.Namespace, workdir: Path) -> dict:
-    extra = dict(item.split("=", 1) for item in args.server_env)
+    extra = server_env(args)
     # One user drives every stream: lift the per-user limits (--server-env may set them).
     unlimited = {
         "CHAT_USER_MAX_CONCURRENT_REPLIES": "1000000",
@@ -583,10 +603,17 @@ def chatsite_env(args: argparse.Namespace, workdir: Path) -> dict:
             "CHAT_DEFAULT_MODEL": "fake",
             "CHAT_FAKE_TOKENS_PER_SECOND": f"{args.tokens_per_second:g}",
             "CHAT_FAKE_TOKENS": str(args.tokens),
-            "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
+            "DATABASE_URL": extra.get("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}"),
+            # Keys of their own in a shared Redis: no run sees an earlier run's replies.
+            "CHAT_REDIS_PREFIX": extra.get("CHAT_REDIS_PREFIX", f"bench-{secrets.token_hex(4)}"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), os.getenv("PYTHONPATH")])),
         }
     )
+
+
+def server_env(args: argparse.Namespace) -> dict[str, str]:
+    """The environment --server-env gives the spawned chatsite."""
+    return dict(item.split("=", 1) for item in args.server_env)
 
 
 def manage(env: dict | None, *arguments: str) -> str:
@@ -603,38 +630,48 @@ def create_api_key(env: dict | None = None) -> str:
     return manage(env, "create_api_key", "bench", "--create-user").strip().splitlines()[-1]
 
 
-def server_command(kind: str, port: int, app: str) -> list[str]:
+def server_command(kind: str, port: int, app: str, workers: int = 1) -> list[str]:
     if kind == "daphne":
         return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
     if kind == "runserver":  # Daphne through Django, as before scripts/run.sh used uvicorn
         return [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
     where = ["--host", "127.0.0.1", "--port", str(port)]
     quiet = ["--lifespan", "off", "--no-access-log", "--log-level", "warning"]
-    return [sys.executable, "-m", "uvicorn", app, *where, *quiet]
+    several = ["--workers", str(workers)] if workers > 1 else []  # `app` is an import string
+    return [sys.executable, "-m", "uvicorn", app, *where, *quiet, *several]
 
 
 @contextlib.contextmanager
-def spawn_chatsite(args: argparse.Namespace, workdir: Path, server: str) -> Iterator[Target]:
-    """chatsite with the fake model on a fresh SQLite database, in a subprocess."""
-    workdir = workdir / server
+def spawn_chatsite(
+    args: argparse.Namespace, workdir: Path, server: str, workers: int = 1
+) -> Iterator[Target]:
+    """chatsite with the fake model (on a fresh SQLite database unless --server-env names
+    another), in a subprocess: `workers` uvicorn processes on one port where more than one."""
+    name = server + (f"-w{workers}" if workers > 1 else "")
+    label, workdir = f"chatsite-{name}", workdir / name
     workdir.mkdir()
     env = chatsite_env(args, workdir)
     manage(env, "migrate", "-v0")
     key, port = create_api_key(env), free_port()
     app = args.app or ("chatsite.asgi:application" if args.no_instrument else INSTRUMENTED)
-    command = server_command(server, port, app)
-    with serve(f"chatsite-{server}", command, env, port, workdir) as target:
+    command = server_command(server, port, app, workers)
+    with serve(label, command, env, port, workdir) as target:
         target.api_key = key
         yield target
 
 
 @contextlib.contextmanager
-def spawn_baseline(args: argparse.Namespace, workdir: Path) -> Iterator[Target]:
+def spawn_paced(label: str, script: str, args: argparse.Namespace, workdir: Path):
+    """A server script of bench/ taking --port, --tokens-per-second and --tokens."""
     port = free_port()
-    command = [sys.executable, str(BENCH / "baseline_server.py"), "--port", str(port)]
+    command = [sys.executable, str(BENCH / script), "--port", str(port)]
     command += ["--tokens-per-second", f"{args.tokens_per_second:g}", "--tokens", str(args.tokens)]
-    with serve("baseline", command, dict(os.environ), port, workdir) as target:
+    with serve(label, command, dict(os.environ), port, workdir) as target:
         yield target
+
+
+def spawn_baseline(args: argparse.Namespace, workdir: Path):
+    return spawn_paced("baseline", "baseline_server.py", args, workdir)
 
 
 def given_target(args: argparse.Namespace) -> Target:
@@ -660,6 +697,8 @@ def measure(target: Target, args: argparse.Namespace) -> dict:
     print(f"{target.label}: {args.streams} streams ...", flush=True)
     run = asyncio.run(load(target, args))
     print_failures(target.label, run.streams)
+    for line in run.processes:
+        print(f"  {target.label}: {line}")
     return summarize(run, args)
 
 
@@ -679,6 +718,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         choices=["uvicorn", "daphne", "runserver"],
         help="for --spawn (default uvicorn); repeat it to measure several in turn",
+    )
+    add(
+        "--workers",
+        action="append",
+        type=int,
+        help="uvicorn processes on one port, for --spawn (default 1; more need REDIS_URL in "
+        "--server-env); repeat it to measure several counts in turn",
     )
     add("--baseline", action="store_true", help="also load bench/baseline_server.py")
     add("--tokens-per-second", type=float, default=20, help="the fake model's pace (20)")
@@ -708,6 +754,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.server = list(dict.fromkeys(args.server or ["uvicorn"]))
     if "runserver" in args.server and not args.no_instrument:
         parser.error("--server runserver serves chatsite.asgi: add --no-instrument")
+    args.workers = list(dict.fromkeys(args.workers or [1]))
+    if min(args.workers) < 1:
+        parser.error("--workers must be positive")
+    if max(args.workers) > 1 and args.server != ["uvicorn"]:
+        parser.error("--workers above 1 is for --server uvicorn only")
+    if max(args.workers) > 1 and not server_env(args).get("REDIS_URL", os.getenv("REDIS_URL")):
+        parser.error(
+            "--workers above 1 needs --server-env REDIS_URL=redis://...: the processes "
+            "share replies, limits and event logs through it"
+        )
     return args
 
 
@@ -717,8 +773,9 @@ def measure_all(args: argparse.Namespace, workdir: Path) -> dict[str, dict]:
     if not args.baseline_only and not args.spawn:
         ours = given_target(args)
         columns[ours.label] = measure(ours, args)
-    for server in args.server if args.spawn and not args.baseline_only else []:
-        with spawn_chatsite(args, workdir, server) as ours:
+    spawned = args.spawn and not args.baseline_only
+    for server, workers in product(args.server, args.workers) if spawned else []:
+        with spawn_chatsite(args, workdir, server, workers) as ours:
             columns[ours.label] = measure(ours, args)
     if args.baseline or args.baseline_only:
         with spawn_baseline(args, workdir) as baseline:
@@ -726,16 +783,21 @@ def measure_all(args: argparse.Namespace, workdir: Path) -> dict[str, dict]:
     return columns
 
 
+def in_workdir(args: argparse.Namespace, measure_all, prefix: str) -> dict[str, dict]:
+    """`measure_all(args, workdir)` in a temporary folder, or in one kept with --keep."""
+    if args.keep:
+        workdir = Path(tempfile.mkdtemp(prefix=prefix))
+        columns = measure_all(args, workdir)
+        print(f"server logs and database kept in {workdir}")
+        return columns
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        return measure_all(args, Path(tmp))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     raise_fd_limit(args.streams)
-    if args.keep:
-        workdir = Path(tempfile.mkdtemp(prefix="chatsite-bench-"))
-        columns = measure_all(args, workdir)
-        print(f"server logs and database kept in {workdir}")
-    else:
-        with tempfile.TemporaryDirectory(prefix="chatsite-bench-") as tmp:
-            columns = measure_all(args, Path(tmp))
+    columns = in_workdir(args, measure_all, "chatsite-bench-")
     print()
     print(f"{args.streams} streams, {args.tokens} tokens at {args.tokens_per_second:g}/s")
     report(columns)

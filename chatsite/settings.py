@@ -207,7 +207,12 @@ CHAT_LOCAL_ENABLED = envbool("CHAT_LOCAL_ENABLED", "true")
 # first reply doesn't wait ~4 s for it; the suite turns this off (tests/environment.py).
 CHAT_LOCAL_PRELOAD = envbool("CHAT_LOCAL_PRELOAD", "true")
 CHAT_MODEL_CACHE_DIR = Path(os.getenv("CHAT_MODEL_CACHE_DIR", str(BASE_DIR / "var" / "models")))
-CHAT_TORCH_THREADS = envnum("CHAT_TORCH_THREADS", str(len(os.sched_getaffinity(0))), minimum=1)
+# One core fewer than the process may use (at least one): the event loop that streams the
+# text needs one, and on two shared cores a second torch thread waiting at every layer for
+# a preempted partner made decoding slower, not faster (README, "Local model speed").
+CHAT_TORCH_THREADS = envnum(
+    "CHAT_TORCH_THREADS", str(max(1, len(os.sched_getaffinity(0)) - 1)), minimum=1
+)
 # Local replies decoded together in one batch, in a web process or a worker alike (a
 # worker takes no more requests than that); more wait their turn. On two cores a step
 # over 32 costs ~1.5x a step over 1.

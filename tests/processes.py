@@ -122,8 +122,8 @@ def start_worker(env: dict, log_dir: Path, name: str = "worker") -> Process:
     return worker
 
 
-def start_web(env: dict, log_dir: Path, name: str) -> tuple[Process, str]:
-    web, url = launch_web(env, log_dir, name)
+def start_web(env: dict, log_dir: Path, name: str, *uvicorn: str) -> tuple[Process, str]:
+    web, url = launch_web(env, log_dir, name, *uvicorn)
     wait_for_web(web, url)
     return web, url
 
@@ -142,12 +142,48 @@ def launch_local_web(log_dir: Path, cache_dir: Path, model: str) -> tuple[Proces
     return launch_web(env, log_dir, "web")
 
 
-def launch_web(env: dict, log_dir: Path, name: str) -> tuple[Process, str]:
-    """A web process and its address, without waiting for it (or asking it anything)."""
+def launch_web(env: dict, log_dir: Path, name: str, *uvicorn: str) -> tuple[Process, str]:
+    """A web server (uvicorn, with any more of its options) and its address, without waiting
+    for it (or asking it anything)."""
     port = free_port()
     args = [sys.executable, "-m", "uvicorn", "chatsite.asgi:application",
-            "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"]  # fmt: skip
+            "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", *uvicorn]  # fmt: skip
     return Process(name, args, env, log_dir), f"http://127.0.0.1:{port}"
+
+
+def serving_process(response: httpx.Response, web: Process) -> int:
+    """Which of a web server's processes (uvicorn --workers) holds the server's end of the
+    connection `response` came on; the connection must still be open."""
+    client_port = response.extensions["network_stream"].get_extra_info("client_addr")[1]
+    server_end = f"socket:[{_server_end_inode(client_port, response.url.port)}]"
+    for pid in process_tree(web.popen.pid):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == server_end:
+                    return pid
+            except OSError:
+                continue  # closed meanwhile
+    raise AssertionError(f"no process of {web.name} holds the connection from port {client_port}")
+
+
+def _server_end_inode(client_port: int, server_port: int) -> str:
+    """The inode of the loopback socket on `server_port` connected to `client_port`."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = (int(address.split(":")[1], 16) for address in fields[1:3])
+        if (local, remote) == (server_port, client_port):
+            return fields[9]
+    raise AssertionError(f"no connection from port {client_port} to port {server_port}")
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process `pid` and every process under it."""
+    found, pending = [], [pid]
+    while pending:
+        found.append(current := pending.pop())
+        for task in Path(f"/proc/{current}/task").iterdir():
+            pending += map(int, (task / "children").read_text().split())
+    return found
 
 
 def wait_for_web(web: Process, url: str, timeout: float = 30) -> None:

@@ -72,3 +72,14 @@ def test_several_uvicorn_workers_share_their_metrics_through_an_empty_tmpfs(comp
     folder = web["environment"]["PROMETHEUS_MULTIPROC_DIR"]
     assert folder in web["tmpfs"]
     assert "--workers" in web["command"]
+
+
+def test_web_runs_web_workers_uvicorn_processes_two_unless_told(compose):
+    web = compose["services"]["web"]
+    command = web["command"]
+    assert command[:2] == ["uvicorn", "chatsite.asgi:application"]
+    assert command[command.index("--workers") + 1] == "${WEB_WORKERS:-2}"
+    # Several processes serve one reply only through Redis, on one shared database.
+    assert web["environment"]["REDIS_URL"].startswith("redis://")
+    assert web["environment"]["DATABASE_URL"].startswith("postgres://")
+    assert "`WEB_WORKERS`" in (ROOT / "README.md").read_text()

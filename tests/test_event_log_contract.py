@@ -159,3 +159,9 @@ async def test_an_ended_log_cannot_be_leased_again(log, mid):
     await write(log, start(mid), done(mid, 1))
     assert not await log.lease(mid, 6)
     assert not await log.writing(mid)
+
+
+async def test_a_thousand_replies_taking_their_leases_at_once_all_get_them(log):
+    # A burst of starts on one process: more commands at once than connections in a pool.
+    mids = [next(_ids) for _ in range(1000)]
+    assert all(await asyncio.gather(*(log.lease(m, 30, holder=QUEUED) for m in mids)))

@@ -161,3 +161,11 @@ async def test_forty_simultaneous_requests_get_exactly_the_limit(
     assert len({slot.id for slot in slots}) == granted
     assert {type(e) for e in errors} == {LimitExceeded}
     assert {e.code for e in errors} == {code}
+
+
+async def test_a_thousand_users_starting_at_once_all_get_a_slot(make_limiter):
+    # A burst of starts on one process: more commands at once than connections in a pool.
+    limiter = make_limiter()
+    users = [next(_user_ids) for _ in range(1000)]
+    slots = await asyncio.gather(*(limiter.acquire(u, 3, 100) for u in users))
+    assert len(slots) == 1000

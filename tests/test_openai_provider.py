@@ -2,12 +2,13 @@
 
 import asyncio
 import contextlib
+import json
 import socket
 
 import pytest
 
 from chat.providers.base import ConfigurationError, Generation, ProviderError
-from chat.providers.openai_compat import PLACEHOLDER_KEY, OpenAIProvider
+from chat.providers.openai_compat import PLACEHOLDER_KEY, OpenAIProvider, SSEDecoder, read_chunk
 from tests.openai_upstream import OpenAIUpstream
 
 MODEL = "test-model"
@@ -260,3 +261,39 @@ async def test_it_names_the_missing_variable(settings):
 
     assert caught.value.code == "provider_not_configured"
     assert "OPENAI_API_KEY" in caught.value.message
+
+
+STREAM = (
+    b'data: {"choices": [{"delta": {"role": "assistant", "content": ""}}]}\r\n\r\n'
+    b": a comment line\n\n"
+    b'event: message\ndata: {"choices": [{"delta": {"content": "Hel"}}]}\n\n'
+    b'data: {"choices": [{"delta":\ndata:  {"content": "lo"}}]}\n\n'
+    b'data:{"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}\r\r'
+    b"data: [DONE]\n\n"
+)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, len(STREAM)])
+def test_its_sse_decoder_gives_the_same_events_however_the_bytes_are_cut(size):
+    decoder = SSEDecoder()
+
+    found = [
+        data for at in range(0, len(STREAM), size) for data in decoder.feed(STREAM[at : at + size])
+    ]
+
+    gen = generation()
+    texts = [t for data in found[:-1] for t in read_chunk(json.loads(data), gen)]
+    assert texts == ["Hel", "lo"]
+    assert found[-1] == b"[DONE]"
+    assert (gen.prompt_tokens, gen.output_tokens) == (3, 2)
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [[], "text", {"choices": None}, {"choices": ["x", {"delta": "y"}, {"delta": {"content": 5}}]}],
+)
+def test_it_skips_chunks_of_other_shapes(chunk):
+    gen = generation()
+
+    assert read_chunk(chunk, gen) == []
+    assert gen.output_tokens == 0

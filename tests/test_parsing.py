@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from chat import parsing
 from chat.errors import ChatError, Unavailable
 from chat.models import Conversation
 from chat.schema import bodies
+from tests.processes import environment, process_tree, start_web
 
 # Whitespace after a JSON text leaves it the same JSON, and makes it a large body.
 PADDING = b" " * (parsing.INLINE_BYTES + 1)
@@ -83,3 +85,26 @@ def test_it_parses_again_after_its_worker_dies():
         except Unavailable as error:
             answers.append(error.status)
     assert set(answers[:-1]) <= {503}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_its_worker_ends_with_the_web_process_that_started_it(tmp_path):
+    web, _url = start_web(environment(""), tmp_path, "web")
+    worker = wait_for_body_worker(web.popen.pid)
+    web.kill()  # as uvicorn --workers replaces one that hangs, or a machine dies
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{worker}").exists():
+        assert time.monotonic() < deadline, "the body-parsing worker outlived its web process"
+        time.sleep(0.05)
+
+
+def wait_for_body_worker(server: int) -> int:
+    """The pid of the worker process a web server started for large bodies."""
+    deadline = time.monotonic() + 30
+    while True:
+        for pid in process_tree(server)[1:]:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"spawn_main" in command and b"resource_tracker" not in command:
+                return pid
+        assert time.monotonic() < deadline, "the web process started no body-parsing worker"
+        time.sleep(0.05)

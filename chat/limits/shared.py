@@ -15,9 +15,13 @@ from collections.abc import Iterable
 import redis.asyncio
 from django.conf import settings
 
+from chat.redis_pool import waiting_client
 from chat.runs.eventlog.redis import redis_errors
 
 from .backend import SLOT_TTL_SECONDS, WINDOW_SECONDS, Limiter, Slot, rate_limited, too_many_replies
+
+# Each command is one short script: past these, one waits for a connection.
+CONNECTIONS = 100
 
 NOW_MS = """
 local clock = redis.call('TIME')
@@ -79,9 +83,7 @@ class RedisLimiter(Limiter):
     @property
     def client(self) -> redis.asyncio.Redis:
         if self._redis is None:
-            self._redis = redis.asyncio.Redis.from_url(
-                self.url, socket_connect_timeout=5, socket_timeout=5
-            )
+            self._redis = waiting_client(self.url, CONNECTIONS, timeout=5)
             self._acquire = self._redis.register_script(ACQUIRE)
             self._refresh = self._redis.register_script(REFRESH)
         return self._redis

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator
 
+import httpx2  # the SDK's HTTP client
 import openai
 from django.conf import settings
 
@@ -15,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 # Local servers (Ollama, llama.cpp, vLLM) ignore the key, but the SDK refuses to send none.
 PLACEHOLDER_KEY = "sk-no-key-required"
+# After `data: [DONE]`, how long the rest of the body (its end, normally) may take to come.
+DRAIN_SECONDS = 0.1
 
 
 class OpenAIProvider(Provider):
@@ -53,24 +59,27 @@ class OpenAIProvider(Provider):
 
     async def stream(self, generation: Generation) -> AsyncIterator[str]:
         """Yield the reply's text deltas as the upstream sends them."""
-        client = self.client()
-        upstream = None
+        create = self.client().chat.completions.with_streaming_response.create
         started = False
         try:
-            upstream = await client.chat.completions.create(**request_params(generation))
-            async for chunk in upstream:
-                started = True
-                for text in read_chunk(chunk, generation):
-                    yield text
-                if generation.stop.is_set():
-                    break
+            # The SDK sends the request and raises its errors; the chunks are read here, as
+            # plain JSON (see the module's README section): its typed chunk objects cost
+            # several times what the rest of a proxied reply does.
+            async with (
+                create(**request_params(generation)) as response,
+                contextlib.aclosing(chunks(response.http_response)) as received,
+            ):
+                async for chunk in received:
+                    started = True
+                    for text in read_chunk(chunk, generation):
+                        yield text
+                    if generation.stop.is_set():
+                        break
         except (openai.OpenAIError, json.JSONDecodeError) as err:
             raise self.error(err, generation.model, started) from err
-        finally:
-            # Closing the response closes its HTTP connection, which is how an upstream
-            # learns to stop generating; this also runs when the consumer is cancelled.
-            if upstream is not None:
-                await upstream.close()
+        # Leaving the block closes the response; one not read to its end closes its HTTP
+        # connection, which is how an upstream learns to stop generating. This also runs
+        # when the consumer is cancelled.
 
     def error(self, err: Exception, model: str, started: bool) -> ProviderError:
         """Translate an SDK failure into a sentence and a code for the user.
@@ -114,19 +123,89 @@ def request_params(generation: Generation) -> dict:
     return params
 
 
+async def chunks(response: httpx2.Response) -> AsyncIterator[dict]:
+    """The JSON objects of an SSE body, up to `data: [DONE]`; SDK errors for broken bodies."""
+    events = SSEDecoder()
+    body = response.aiter_bytes()
+    try:
+        async for received in body:
+            for data in events.feed(received):
+                if data.startswith(b"[DONE]"):
+                    await _drain(body)
+                    return
+                chunk = json.loads(data)
+                if isinstance(chunk, dict) and chunk.get("error"):
+                    raise stream_error(chunk["error"], response.request)
+                yield chunk
+    except httpx2.TimeoutException as err:
+        raise openai.APITimeoutError(request=response.request) from err
+    except (httpx2.RequestError, ssl.SSLError) as err:
+        raise openai.APIConnectionError(request=response.request) from err
+
+
+async def _drain(body: AsyncIterator[bytes]) -> None:
+    """Read what follows [DONE] (the body's end, normally), so the connection can be reused."""
+    with contextlib.suppress(TimeoutError, httpx2.RequestError, ssl.SSLError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in body:
+                pass
+
+
+def stream_error(error, request: httpx2.Request) -> openai.APIError:
+    """An error event inside the stream, as the SDK raises it."""
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(message, str) or not message:
+        message = "An error occurred during streaming"
+    return openai.APIError(message, request, body=error)
+
+
+class SSEDecoder:
+    """Server-sent events, incrementally: bytes in, each event's `data` out (as bytes).
+
+    Only `data` fields matter here (OpenAI-compatible streams carry nothing else of use);
+    lines may end in LF, CRLF or CR, and an event's several data lines join with LF.
+    """
+
+    def __init__(self) -> None:
+        self._partial = b""
+        self._data: list[bytes] = []
+
+    def feed(self, received: bytes) -> list[bytes]:
+        lines = (self._partial + received).splitlines(keepends=True)
+        # A last line without its LF may be incomplete (or be half of a CRLF): keep it.
+        self._partial = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+        found = []
+        for line in lines:
+            line = line.rstrip(b"\r\n")
+            if not line:
+                if self._data:
+                    found.append(b"\n".join(self._data))
+                    self._data = []
+            elif line.startswith(b"data:"):
+                value = line[5:]
+                self._data.append(value[1:] if value.startswith(b" ") else value)
+        return found
+
+
 def read_chunk(chunk, generation: Generation) -> list[str]:
     """The chunk's non-empty text deltas; records token counts on `generation`."""
-    # getattr throughout: compatible servers omit fields the SDK does not validate.
-    choices = getattr(chunk, "choices", None) or []
-    deltas = [getattr(choice, "delta", None) for choice in choices]
-    texts = [d.content for d in deltas if d is not None and getattr(d, "content", None)]
+    # Checked throughout: compatible servers omit fields, or send other shapes.
+    if not isinstance(chunk, dict):
+        return []
+    texts = []
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        content = delta.get("content") if isinstance(delta, dict) else None
+        if content and isinstance(content, str):
+            texts.append(content)
     # Until (unless) the final usage chunk arrives, each content chunk counts as one token.
     generation.output_tokens += len(texts)
-    usage = getattr(chunk, "usage", None)
-    if isinstance(getattr(usage, "completion_tokens", None), int):
-        generation.output_tokens = usage.completion_tokens
-    if isinstance(getattr(usage, "prompt_tokens", None), int):
-        generation.prompt_tokens = usage.prompt_tokens
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        if isinstance(usage.get("completion_tokens"), int):
+            generation.output_tokens = usage["completion_tokens"]
+        if isinstance(usage.get("prompt_tokens"), int):
+            generation.prompt_tokens = usage["prompt_tokens"]
     return texts
 
 

@@ -25,6 +25,7 @@ from django.conf import settings
 
 from .batch import PaddedBatch, prefill_cost
 from .loading import LoadedModel, shared_model
+from .packing import pack_linear_layers
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class Engine:
     """Generates every submitted request of one model, batched, in one background thread."""
 
     def __init__(self, loaded: LoadedModel, max_batch: int, prefill_tokens: int = PREFILL_TOKENS):
+        pack_linear_layers(loaded.model)  # from now on the model only generates
         self.model = loaded.model
         self.max_batch = max_batch
         self.prefill_tokens = prefill_tokens

@@ -23,6 +23,7 @@ from django.conf import settings
 
 from chat.errors import Unavailable
 from chat.events import Event
+from chat.redis_pool import waiting_client
 
 from .base import LEASE_SECONDS, LISTENER_SECONDS, EventLog, Pulse
 
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 RUNNING_LOG_TTL_SECONDS = 24 * 3600
 # Each follower holds a connection in a blocking read; more wait for one to come free.
 READ_CONNECTIONS = 2000
+# Writes, beats, leases and stops are short: past these, one waits for a connection.
+WRITE_CONNECTIONS = 100
 REDIS_DOWN = "The message service (Redis) is unreachable; try again in a moment."
 
 
@@ -91,9 +94,7 @@ class RedisEventLog(EventLog):
     def client(self) -> redis.asyncio.Redis:
         """For writes, beats, leases and stops: short commands, never behind the readers."""
         if self._redis is None:
-            self._redis = redis.asyncio.Redis.from_url(
-                self.url, socket_connect_timeout=5, socket_timeout=10
-            )
+            self._redis = waiting_client(self.url, WRITE_CONNECTIONS, timeout=10)
         return self._redis
 
     @property
@@ -103,14 +104,7 @@ class RedisEventLog(EventLog):
         the writers' commands never wait behind them."""
         if self._reading is None:
             wait = settings.CHAT_KEEPALIVE_SECONDS + 10  # longer than a read blocks
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
-                self.url,
-                max_connections=READ_CONNECTIONS,
-                timeout=wait,
-                socket_connect_timeout=5,
-                socket_timeout=wait,
-            )
-            self._reading = redis.asyncio.Redis(connection_pool=pool)
+            self._reading = waiting_client(self.url, READ_CONNECTIONS, timeout=wait)
         return self._reading
 
     async def check(self) -> None:

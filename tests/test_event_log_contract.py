@@ -10,6 +10,7 @@ from chat.events import Event
 from chat.runs.eventlog.base import QUEUED
 from chat.runs.eventlog.memory import MemoryEventLog
 from chat.runs.eventlog.redis import RedisEventLog
+from chat.runs.follow import follow
 
 # Message ids of this run alone, so nothing stored in a shared Redis gets in the way.
 _ids = itertools.count(os.getpid() * 1000)
@@ -112,6 +113,17 @@ async def test_listeners_are_counted_and_a_brief_one_is_still_noticed(log, mid):
     gone = (await log.pulse([mid]))[0]
     assert (gone.listeners, gone.listened) == (0, True)
     assert not (await log.pulse([mid]))[0].listened
+
+
+async def test_a_follower_listens_from_the_moment_it_is_made_not_from_its_first_read(log, mid):
+    # A response that a busy process takes long to begin sending still keeps its reply.
+    await log.pulse([mid])
+    await write(log, start(mid), delta(mid, 1, "Hi"))
+    events = await follow(log, mid, -1, writing_here=lambda: True)
+    assert await log.listeners(mid) == 1
+    assert (await anext(events)).name == "start"
+    await events.aclose()
+    assert await log.listeners(mid) == 0
 
 
 async def test_a_writerless_log_is_ended_once(log, mid):

@@ -31,14 +31,20 @@ async def follow(
     first = await log.read(message_id, after_seq, block=0)
     if first is None:
         return None
-    return _follow(_Reader(log, message_id, after_seq, writing_here), first)
-
-
-async def _follow(reader: _Reader, found: list[Event]) -> AsyncIterator[Event | None]:
-    log, message_id = reader.log, reader.message_id
+    # A listener from now, not from its first read: a process whose loop has fallen far
+    # behind (a burst of starts) may take longer than the grace period to begin sending
+    # the response, and its writer must not take the reply for abandoned meanwhile. If the
+    # response never begins, the listener expires (listener_seconds).
     listener = uuid.uuid4().hex
+    await log.listen(message_id, listener)
+    return _follow(_Reader(log, message_id, after_seq, writing_here), first, listener)
+
+
+async def _follow(
+    reader: _Reader, found: list[Event], listener: str
+) -> AsyncIterator[Event | None]:
+    log, message_id = reader.log, reader.message_id
     try:
-        await log.listen(message_id, listener)
         async for event in reader.events(found, listener):
             yield event
     except Unavailable as error:

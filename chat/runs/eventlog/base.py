@@ -13,12 +13,19 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from chat.events import Event
 
 HEARTBEAT_SECONDS = 2.0
 LEASE_SECONDS = int(3 * HEARTBEAT_SECONDS)  # three missed heartbeats: the writer died
 LISTENER_SECONDS = 30  # a listener that stops renewing for this long has gone
 QUEUED = "queued"  # the lease's holder while a reply waits for a worker to take it
+
+
+def listener_seconds() -> float:
+    """How long a listener counts without renewing: longer than a keepalive comment's wait."""
+    return max(LISTENER_SECONDS, settings.CHAT_KEEPALIVE_SECONDS * 2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from django.conf import settings
 
 from chat.events import Event
 
-from .base import LEASE_SECONDS, EventLog, Pulse
+from .base import LEASE_SECONDS, EventLog, Pulse, listener_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +23,12 @@ class _Log:
     leased_until: float = 0.0
     holder: str = ""
     stop: bool = False
-    listeners: set[str] = field(default_factory=set)
-    left: int = 0  # listeners gone since the last beat
+    # Each listener until when it listens (monotonic): gone, or not renewed, it expires,
+    # and is counted once more, as having listened, at the writer's next beat.
+    listeners: dict[str, float] = field(default_factory=dict)
+
+    def live(self, now: float) -> int:
+        return sum(1 for until in self.listeners.values() if until > now)
 
     def next_append(self) -> asyncio.Event:
         """An Event the next append sets."""
@@ -82,10 +86,11 @@ class MemoryEventLog(EventLog):
         pulses = []
         for mid in message_ids:
             log = self._logs.setdefault(mid, _Log())
-            listened = bool(log.listeners) or log.left > 0
+            listened, now = bool(log.listeners), time.monotonic()
             if beat and not log.ended:
-                log.leased_until, log.holder, log.left = until, self.holder, 0
-            pulses.append(Pulse(log.stop, len(log.listeners), listened))
+                log.leased_until, log.holder = until, self.holder
+                log.listeners = {name: t for name, t in log.listeners.items() if t > now}
+            pulses.append(Pulse(log.stop, log.live(now), listened))
         return pulses
 
     async def lease(
@@ -135,13 +140,12 @@ class MemoryEventLog(EventLog):
 
     async def listen(self, message_id: int, listener: str) -> None:
         if log := self._logs.get(message_id):
-            log.listeners.add(listener)
+            log.listeners[listener] = time.monotonic() + listener_seconds()
 
     async def leave(self, message_id: int, listener: str) -> None:
         if (log := self._logs.get(message_id)) and listener in log.listeners:
-            log.listeners.discard(listener)
-            log.left += 1
+            log.listeners[listener] = time.monotonic()  # expired: the next beat counts it
 
     async def listeners(self, message_id: int) -> int:
         log = self._logs.get(message_id)
-        return len(log.listeners) if log else 0
+        return log.live(time.monotonic()) if log else 0

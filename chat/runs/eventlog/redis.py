@@ -25,7 +25,7 @@ from chat.errors import Unavailable
 from chat.events import Event
 from chat.redis_pool import waiting_client
 
-from .base import LEASE_SECONDS, LISTENER_SECONDS, EventLog, Pulse
+from .base import LEASE_SECONDS, EventLog, Pulse, listener_seconds
 
 logger = logging.getLogger(__name__)
 RUNNING_LOG_TTL_SECONDS = 24 * 3600
@@ -234,7 +234,7 @@ class RedisEventLog(EventLog):
 
     async def listen(self, message_id: int, listener: str) -> None:
         name = key(message_id, "listeners")
-        expires = time.time() + max(LISTENER_SECONDS, settings.CHAT_KEEPALIVE_SECONDS * 2)
+        expires = time.time() + listener_seconds()
         with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             pipe.zadd(name, {listener: expires})

@@ -289,11 +289,37 @@ class LoadRun:
     stored_mismatches: int | None = None
     processes: list[str] = field(default_factory=list)  # the server's, one line per role
     peak_rss_mb: float | None = None  # all the server's processes together
+    rss_growth_mb: float | None = None  # their resident memory's rise during the burst
 
 
 def server_look(target: Target) -> list[ServerProcess]:
     """The spawned server's processes now (none for a server this script did not start)."""
     return server_processes(target.pid) if target.pid else []
+
+
+class MemoryWatch:
+    """How far the server's resident memory (all its processes) rises during the burst."""
+
+    def __init__(self, target: Target):
+        self.pids = [p.pid for p in server_look(target)]
+        self.first, self.growth = self.resident(), 0.0
+
+    def resident(self) -> float:
+        """MiB, all the processes together."""
+        return sum(resident_mb(pid) for pid in self.pids)
+
+    async def watch(self) -> None:
+        while self.pids:
+            self.growth = max(self.growth, self.resident() - self.first)
+            await asyncio.sleep(0.05)
+
+
+def resident_mb(pid: int) -> float:
+    with contextlib.suppress(FileNotFoundError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def machine_busy() -> float:
@@ -352,9 +378,17 @@ async def load(target: Target, args: argparse.Namespace) -> LoadRun:
     spacing = args.ramp / len(streams)
     cpu, server_before, machine = own_cpu(), server_look(target), machine_busy()
     begin = time.monotonic()
-    await asyncio.gather(
-        *(run_stream(target, s, begin + i * spacing, args.timeout) for i, s in enumerate(streams))
-    )
+    memory = MemoryWatch(target)
+    watch = asyncio.create_task(memory.watch())
+    with profiled(target, args.profile):
+        starts = (begin + i * spacing for i in range(len(streams)))
+        await asyncio.gather(
+            *(
+                run_stream(target, s, at, args.timeout)
+                for s, at in zip(streams, starts, strict=True)
+            )
+        )
+    watch.cancel()
     wall = max(s.ended for s in streams) - begin
     server_after = server_look(target)
     server_used = sum(p.cpu for p in server_after) - sum(p.cpu for p in server_before)
@@ -363,9 +397,29 @@ async def load(target: Target, args: argparse.Namespace) -> LoadRun:
     if target.pid:
         run.processes = describe_processes(server_before, server_after, wall)
         run.peak_rss_mb = sum(p.peak_rss_mb for p in server_after)
+        run.rss_growth_mb = memory.growth
     if not args.no_verify:
         run.stored_mismatches = await stored_mismatches(target, streams, expected_text(args))
     return run
+
+
+@contextlib.contextmanager
+def profiled(target: Target, prefix: str) -> Iterator[None]:
+    """With --profile, py-spy samples the spawned server during the timed part only."""
+    if not prefix or target.pid is None:
+        yield
+        return
+    out = f"{prefix}-{target.label}.txt"  # py-spy's raw format: one collapsed stack a line
+    spy = Path(sys.executable).parent / "py-spy"
+    command = [str(spy), "record", "--pid", str(target.pid), "--rate", "200", "--format", "raw"]
+    command += ["--subprocesses", *os.getenv("PYSPY_ARGS", "").split()]  # --gil: GIL holders
+    recorder = subprocess.Popen([*command, "--nonblocking", "--output", out])
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(30)
+        print(f"{target.label}: server profile in {out}", flush=True)
 
 
 def expected_text(args: argparse.Namespace) -> str:
@@ -445,6 +499,13 @@ def summarize(run: LoadRun, args: argparse.Namespace) -> dict[str, float | int |
             None if run.server_cpu is None else 100 * other / run.wall
         ),
         "server peak RSS, all (MiB)": run.peak_rss_mb,
+        # All a reply costs the server, start to end (its deltas, its title too).
+        "server CPU per reply (ms)": (
+            None if run.server_cpu is None else 1000 * run.server_cpu / len(streams)
+        ),
+        "server memory per open stream (KiB)": (
+            None if run.rss_growth_mb is None else 1024 * run.rss_growth_mb / len(streams)
+        ),
     }
 
 
@@ -672,6 +733,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--timeout", type=float, default=60.0, help="per-stream limit in seconds (60)")
     add("--no-verify", action="store_true", help="skip reading the stored replies back")
     add("--baseline-only", action="store_true", help="load only the baseline")
+    add("--profile", default="", metavar="PREFIX", help="py-spy the server: PREFIX-LABEL.txt")
     add("--keep", action="store_true", help="keep the spawned servers' logs and database")
     add("--no-instrument", action="store_true", help="serve chatsite.asgi, unstamped")
     add("--app", default="", help="ASGI app for --spawn (default: the instrumented chatsite)")

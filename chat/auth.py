@@ -12,7 +12,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 
 from chat.errors import Forbidden, Unauthorized
-from chat.models import ApiKey, hash_key
+from chat.models import ApiKey, hash_key, single
 
 # Writing last_used_at on every request would turn each read into a write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -25,11 +25,10 @@ class _CsrfCheck(CsrfViewMiddleware):
 
 def user_for_key(raw_key: str):
     """The active user a Bearer key belongs to, or None."""
-    key = (
+    key = single(
         ApiKey.objects.active()
         .select_related("user")
         .filter(key_hash=hash_key(raw_key), user__is_active=True)
-        .first()
     )
     if key is None:
         return None

@@ -21,7 +21,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.utils import timezone
 
 from chat.errors import NotFound, Unavailable
-from chat.models import Conversation, Message
+from chat.models import Conversation, Message, single
 
 logger = logging.getLogger(__name__)
 INTERRUPTED = "The server restarted while this reply was being written."
@@ -79,14 +79,17 @@ def close_connection() -> None:
         close.result()
 
 
-@reads
-def streaming_replies(conversation_id: int) -> list[int]:
+def streaming_ids(conversation_id: int) -> list[int]:
     """The ids of the conversation's replies stored as still being written."""
     return list(
         Message.objects.streaming()
         .filter(conversation_id=conversation_id)
         .values_list("pk", flat=True)
     )
+
+
+streaming_replies = reads(streaming_ids)
+"""`streaming_ids`, awaited, on a reading thread."""
 
 
 @writes
@@ -97,20 +100,12 @@ def in_locked_conversation(user, conversation_id: int, work):
     everything it stored.
     """
     with transaction.atomic():
-        conversation = (
-            Conversation.objects.for_user(user)
-            .select_for_update()
-            .filter(pk=conversation_id)
-            .first()
+        conversation = single(
+            Conversation.objects.for_user(user).select_for_update().filter(pk=conversation_id)
         )
         if conversation is None:
             raise NotFound("No such conversation.")
         return work(conversation)
-
-
-def streaming_in(conversation: Conversation) -> set[int]:
-    """The ids of the conversation's replies stored as still being written."""
-    return set(conversation.messages.streaming().values_list("pk", flat=True))
 
 
 def add_message(conversation: Conversation, parent: Message | None, **fields) -> Message:
@@ -193,29 +188,34 @@ def checkpoint_replies(contents: dict[int, str]) -> None:
 
 
 @writes
-def finish_reply(message_id: int, **fields) -> None:
+def finish_reply(message_id: int, conversation_id: int | None = None, **fields) -> None:
     """Save the reply's final text, status and timings, unless it has already ended.
 
     A writer that stalled past its lease may finish after a reader has ended its reply as
     interrupted: the stored reply stays what that reader's followers were shown.
+    `conversation_id`, where the caller knows it, spares a join.
     """
     Message.objects.streaming().filter(pk=message_id).update(**fields)
-    Conversation.objects.filter(messages__pk=message_id).update(updated_at=timezone.now())
+    conversation = {"pk": conversation_id} if conversation_id else {"messages__pk": message_id}
+    Conversation.objects.filter(**conversation).update(updated_at=timezone.now())
 
 
-@reads
-def conversation_for_user(user, conversation_id: int) -> Conversation:
+def owned_conversation(user, conversation_id: int) -> Conversation:
     """The conversation if `user` owns it; NotFound otherwise."""
-    conversation = Conversation.objects.for_user(user).filter(pk=conversation_id).first()
+    conversation = single(Conversation.objects.for_user(user).filter(pk=conversation_id))
     if conversation is None:
         raise NotFound("No such conversation.")
     return conversation
 
 
+conversation_for_user = reads(owned_conversation)
+"""`owned_conversation`, awaited, on a reading thread."""
+
+
 @reads
 def message_for_user(user, message_id: int) -> Message:
     """The message if `user` owns its conversation; NotFound otherwise."""
-    message = Message.objects.for_user(user).filter(pk=message_id).first()
+    message = single(Message.objects.for_user(user).filter(pk=message_id))
     if message is None:
         raise NotFound("No such message.")
     return message

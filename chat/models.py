@@ -13,6 +13,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 
+def single(queryset):
+    """The row a lookup by a unique key finds, or None.
+
+    first() without its ORDER BY: there is one row at most to order, and compiling the
+    ordering is a good part of what such a small read costs the streaming path.
+    """
+    return next(iter(queryset[:1]), None)
+
+
 class ConversationQuerySet(models.QuerySet):
     def visible(self):
         """Leave out conversations an import is still writing."""

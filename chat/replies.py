@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from chat import branches, db, events, limits, logs, telemetry, titles, tuning
-from chat.db import INTERRUPTED
+from chat.db import INTERRUPTED, reads
 from chat.errors import BadRequest, ChatError, Conflict, TooLarge, Unavailable
 from chat.events import Event
 from chat.models import Conversation, Message
@@ -80,88 +81,115 @@ async def regenerate_reply(user, message_id: int, model=None, **options) -> Run:
 async def _start(user, conversation_id: int, model, store, titled: bool, options: dict) -> Run:
     started = time.monotonic()
     logs.bind(user_id=user.pk)
-    conversation = await db.conversation_for_user(user, conversation_id)
+    conversation, streaming, today = await _read_for_start(user, conversation_id)
     model = check_model(model if model is not None else (conversation.model or None))
     await registry().check()  # refuse now, before anything is stored, if Redis is down
-    async with limits.admitted(user) as slot:
-        begun = await _begin(user, conversation.id, model, store)
+    async with limits.admitted(user, today) as slot:
+        begun = await _begin(user, conversation.id, model, store, streaming)
         return await _launch(begun, model, options, slot, started, titled)
 
 
-async def _begin(user, conversation_id: int, model: str, store):
-    """Store the message(s) with `store` (`_ask`, `_ask_again`); Conflict while a reply runs."""
+@reads
+def _read_for_start(user, conversation_id: int):
+    """What a start reads before it writes, in one trip to a reading thread: the user's
+    conversation (NotFound if not theirs), its replies stored as streaming, the limits."""
+    conversation = db.owned_conversation(user, conversation_id)
+    return conversation, db.streaming_ids(conversation.id), limits.today_for(user)
+
+
+@dataclass
+class Begun:
+    """What a start stored: the question, the empty reply, the prompt to answer."""
+
+    conversation: Conversation
+    question: Message
+    reply: Message
+    prompt: list[dict]
+    first_reply: bool  # no reply of the conversation is complete yet: a title is due after
+
+
+async def _begin(user, conversation_id: int, model: str, store, streaming: list[int]) -> Begun:
+    """Store the message(s) with `store` (`_ask`, `_ask_again`); Conflict while a reply runs.
+
+    `streaming`: the conversation's replies stored as streaming, read before.
+    """
     # Asked before the transaction: no network round trip while the conversation is locked.
-    dead = {
-        mid
-        for mid in await db.streaming_replies(conversation_id)
-        if not await registry().is_running(mid)
-    }
+    dead = {mid for mid in streaming if not await registry().is_running(mid)}
     work = functools.partial(_when_free, dead=dead, store=functools.partial(store, model=model))
     return await db.in_locked_conversation(user, conversation_id, work)
 
 
-def _when_free(conversation: Conversation, dead: set[int], store):
+def _when_free(conversation: Conversation, dead: set[int], store) -> Begun:
     """In the conversation's lock: refuse while a reply is being written, else `store`.
 
     Replies stored as streaming that nobody writes any more (`dead`) are failed first.
     """
-    streaming = db.streaming_in(conversation)
+    tree = branches.Tree.of(conversation)
+    streaming = {m.id for m in tree.by_id.values() if m.status == Message.Status.STREAMING}
     if streaming - dead:
         raise Conflict(
             "A reply is still being written in this conversation; stop it or wait.",
             code="reply_in_progress",
         )
-    db.mark_interrupted(streaming)
-    return store(conversation)
+    if streaming:
+        db.mark_interrupted(streaming)
+        for mid in streaming:
+            tree.by_id[mid].status = Message.Status.FAILED
+    return store(conversation, tree)
 
 
-def _ask(conversation: Conversation, model: str, content: str, title: str, parent):
-    """Store the user's question and an empty streaming reply; return them with the prompt.
+def _ask(
+    conversation: Conversation, tree: branches.Tree, model: str, content: str, title: str, parent
+):
+    """Store the user's question and an empty streaming reply.
 
     `parent` places the question in the tree (`chat.branches`): after the current leaf,
     as a new version of the last question, or after any reply (an edit of a question).
     A conversation without a title takes `title`.
     """
-    tree = branches.Tree.of(conversation)
     after = branches.parent_for(tree, conversation, parent)
     question = db.add_message(conversation, after, role=Message.Role.USER, content=content)
-    reply, prompt = _add_reply(conversation, [*tree.path_to(after), question], model)
+    begun = _add_reply(conversation, tree, [*tree.path_to(after), question], model)
     conversation.title = conversation.title or title
     db.save_conversation(conversation, "model", "title", "current_message")
-    return conversation, question, reply, prompt
+    return begun
 
 
-def _ask_again(conversation: Conversation, model: str, message_id: int):
+def _ask_again(conversation: Conversation, tree: branches.Tree, model: str, message_id: int):
     """Store an empty streaming reply beside reply `message_id`, to the same question."""
-    tree = branches.Tree.of(conversation)
     old = tree.by_id.get(message_id)
     if old is None or old.role != Message.Role.ASSISTANT:
         raise BadRequest("Only a reply can be regenerated.", code="not_a_reply")
     question = tree.by_id.get(old.parent_id)
     if question is None or question.role != Message.Role.USER:
         raise BadRequest("This reply answers no question to ask again.", code="not_a_reply")
-    reply, prompt = _add_reply(conversation, tree.path_to(question), model)
+    begun = _add_reply(conversation, tree, tree.path_to(question), model)
     db.save_conversation(conversation, "model", "current_message")
-    return conversation, question, reply, prompt
+    return begun
 
 
-def _add_reply(conversation: Conversation, branch: list[Message], model: str):
+def _add_reply(conversation: Conversation, tree: branches.Tree, branch: list[Message], model: str):
     """An empty streaming reply to the branch's last message, made the current leaf."""
+    first = not any(
+        m.role == Message.Role.ASSISTANT and m.status == Message.Status.COMPLETE
+        for m in tree.by_id.values()
+    )
     reply = db.add_message(
         conversation, branch[-1], role=Message.Role.ASSISTANT, status=Message.Status.STREAMING,
         model=model,
     )  # fmt: skip
     conversation.model = model
     conversation.current_message = reply
-    return reply, history(conversation.system_prompt, branch)
+    prompt = history(conversation.system_prompt, branch)
+    return Begun(conversation, branch[-1], reply, prompt, first)
 
 
-async def _launch(begun, model, options: dict, slot: limits.Slot, started, titled) -> Run:
-    conversation, question, reply, prompt = begun
-    ids = ReplyIds(reply.id, question.id, conversation.id)
+async def _launch(begun: Begun, model, options: dict, slot: limits.Slot, started, titled) -> Run:
+    conversation, reply = begun.conversation, begun.reply
+    ids = ReplyIds(reply.id, begun.question.id, conversation.id)
     options = tuning.options_for(conversation, options)
     options["max_tokens"] = capped_max_tokens(options.get("max_tokens"))
-    run = Run(ids, provider_for(model), Generation(model, prompt, **options), started)
+    run = Run(ids, provider_for(model), Generation(model, begun.prompt, **options), started)
     limits.hold_until_end(slot, run)
     try:
         await registry().launch(run)
@@ -170,8 +198,8 @@ async def _launch(begun, model, options: dict, slot: limits.Slot, started, title
             reply.id, status=Message.Status.FAILED, error=error.message, error_code=error.code
         )
         raise
-    if titled:
-        titles.title_after(run)
+    if titled and begun.first_reply and titles.untitled(conversation):
+        titles.title_after(run, conversation.owner_id, begun.question.content)
     return run
 
 
@@ -208,7 +236,7 @@ async def start_completion(user, messages: list[dict], model, **options) -> Run:
         store = functools.partial(
             _ask, content=content, title=title_from(content), parent=branches.CURRENT_LEAF
         )
-        begun = await _begin(user, conversation.id, model, store)
+        begun = await _begin(user, conversation.id, model, store, streaming=[])
         # A script's call is no chat to find in a sidebar: no title is worth its tokens.
         return await _launch(begun, model, options, slot, started, titled=False)
 

@@ -41,16 +41,32 @@ REQUEST = "Title of this conversation, in two to six words:"
 _tasks: set[asyncio.Task] = set()  # held, so that a running title is not collected
 
 
-def title_after(run: Run) -> None:
-    """Once `run` ends, write the conversation's title if this was its first reply."""
-    run.task.add_done_callback(lambda _task: _spawn(run.ids.message_id))
+def untitled(conversation: Conversation) -> bool:
+    """Whether the conversation still has its first-line title (no model's, no user's)."""
+    return conversation.title_source == Conversation.TitleSource.FIRST_LINE
 
 
-def _spawn(message_id: int) -> None:
+def title_after(run: Run, owner_id: int, question: str) -> None:
+    """Once `run` ends, write its conversation's title: the start found it its first reply.
+
+    Where this process wrote the reply, the run holds all the prompt needs; a reply a
+    worker wrote is read back (`write_title`).
+    """
+
+    def ended(_task) -> None:
+        if run.outcome is None:  # written elsewhere
+            _spawn(write_title(run.ids.message_id))
+        elif run.outcome == Message.Status.COMPLETE:
+            ids, model = run.ids, run.generation.model
+            prompt = (ids.conversation_id, owner_id, model, _messages(question, run.content))
+            _spawn(_write(prompt, checked=False))
+
+    run.task.add_done_callback(ended)
+
+
+def _spawn(work) -> None:
     # A fresh context: the title outlives the request, as the run does.
-    task = asyncio.create_task(
-        write_title(message_id), name=f"title-{message_id}", context=contextvars.Context()
-    )
+    task = asyncio.create_task(work, name="title", context=contextvars.Context())
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
 
@@ -58,9 +74,14 @@ def _spawn(message_id: int) -> None:
 async def write_title(message_id: int) -> str | None:
     """Have the reply's model title its conversation; the title, or None if none was due."""
     prompt = await _title_prompt(message_id)
-    if prompt is None:
-        return None
-    conversation_id, model, messages = prompt
+    return None if prompt is None else await _write(prompt, checked=True)
+
+
+async def _write(prompt: tuple[int, int, str, list[dict]], checked: bool) -> str | None:
+    """Generate and store the title; `checked`: it is known to be due now."""
+    conversation_id, owner_id, model, messages = prompt
+    if not checked and not await _still_untitled(conversation_id):
+        return None  # renamed while the reply was written: spend no tokens
     generation = Generation(model, messages, max_tokens=TITLE_TOKENS, temperature=0.2)
     try:
         text = await asyncio.wait_for(_generate(generation), TIMEOUT_SECONDS)
@@ -68,7 +89,7 @@ async def write_title(message_id: int) -> str | None:
         logger.warning("no title for conversation %s: %s", conversation_id, exc)
         text = ""
     title = clean_title(text)
-    stored = await _store_title(conversation_id, title, generation.output_tokens)
+    stored = await _store_title(conversation_id, owner_id, title, generation.output_tokens)
     return title if stored else None
 
 
@@ -92,13 +113,13 @@ def clean_title(text: str) -> str:
 
 
 @reads
-def _title_prompt(message_id: int) -> tuple[int, str, list[dict]] | None:
+def _title_prompt(message_id: int) -> tuple[int, int, str, list[dict]] | None:
     """What to ask for the title of the reply's conversation; None if no title is due."""
     reply = Message.objects.select_related("conversation").filter(pk=message_id).first()
     if reply is None or reply.status != Message.Status.COMPLETE:
         return None
     conversation = reply.conversation
-    if conversation.title_source != Conversation.TitleSource.FIRST_LINE:
+    if not untitled(conversation):
         return None
     replies = conversation.messages.filter(role=Message.Role.ASSISTANT)
     if replies.filter(status=Message.Status.COMPLETE).exclude(pk=reply.pk).exists():
@@ -108,18 +129,29 @@ def _title_prompt(message_id: int) -> tuple[int, str, list[dict]] | None:
     )
     if question is None:
         return None
-    # One message, question first (the fake model echoes a question that starts "echo ",
-    # so its titles are predictable), the way small models are best asked for a title.
-    excerpt = f"{question.content[:EXCERPT_CHARS]}\n\n{reply.content[:EXCERPT_CHARS]}"
-    messages = [
+    messages = _messages(question.content, reply.content)
+    return conversation.id, conversation.owner_id, reply.model, messages
+
+
+def _messages(question: str, reply: str) -> list[dict]:
+    """The request for a title: one message, question first (the fake model echoes a
+    question that starts "echo ", so its titles are predictable), the way small models are
+    best asked for one."""
+    excerpt = f"{question[:EXCERPT_CHARS]}\n\n{reply[:EXCERPT_CHARS]}"
+    return [
         {"role": "system", "content": INSTRUCTION},
         {"role": "user", "content": f"{excerpt}\n\n{REQUEST}"},
     ]
-    return conversation.id, reply.model, messages
+
+
+@reads
+def _still_untitled(conversation_id: int) -> bool:
+    first_line = Conversation.TitleSource.FIRST_LINE
+    return Conversation.objects.filter(pk=conversation_id, title_source=first_line).exists()
 
 
 @writes
-def _store_title(conversation_id: int, title: str, tokens: int) -> bool:
+def _store_title(conversation_id: int, owner_id: int, title: str, tokens: int) -> bool:
     """Store the title unless the user renamed the conversation meanwhile; count the tokens.
 
     The tokens were spent either way, so they count even when the title is not kept.
@@ -132,8 +164,7 @@ def _store_title(conversation_id: int, title: str, tokens: int) -> bool:
         Conversation.objects.filter(pk=conversation_id).update(
             title_tokens=F("title_tokens") + tokens, **fields
         )
-        owner = Conversation.objects.filter(pk=conversation_id).values_list("owner", flat=True)
-        count_output_tokens(owner.first(), tokens)  # the day's quota counts them too
+        count_output_tokens(owner_id, tokens)  # the day's quota counts them too
         if not title:
             return False
         return bool(first_line.update(title=title, title_source=Conversation.TitleSource.MODEL))

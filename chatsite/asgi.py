@@ -20,6 +20,7 @@ from django.urls import path  # noqa: E402
 from chat import parsing  # noqa: E402
 from chat.bodylimit import BodyLimitMiddleware  # noqa: E402
 from chat.consumers import ConversationConsumer  # noqa: E402
+from chat.handlers import ApiHandler, by_path  # noqa: E402
 from chat.providers import preload_default  # noqa: E402
 
 websocket_routes = [
@@ -28,7 +29,7 @@ websocket_routes = [
 
 application = ProtocolTypeRouter(
     {
-        "http": BodyLimitMiddleware(django_asgi_app),
+        "http": BodyLimitMiddleware(by_path(ApiHandler(), django_asgi_app)),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_routes))),
     }
 )

@@ -33,6 +33,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict | None
+    client_port: int | None = None  # the same for requests on one kept-alive connection
 
 
 class MidStreamDrop(Exception):
@@ -118,7 +119,9 @@ class OpenAIUpstream:
         raw = await request.body()
         body = json.loads(raw) if raw else None
         headers = {name.lower(): value for name, value in request.headers.items()}
-        self.requests.append(RecordedRequest(request.method, request.url.path, headers, body))
+        port = request.client.port if request.client else None
+        recorded = RecordedRequest(request.method, request.url.path, headers, body, port)
+        self.requests.append(recorded)
         return body
 
     async def _models(self, request: Request):

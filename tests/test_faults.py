@@ -3,15 +3,17 @@ from other processes, Redis restarting mid-reply. The fake model, so no worker i
 
 import asyncio
 import subprocess
+import threading
 from dataclasses import dataclass
 
 import httpx
 import pytest
+import redis
 
 from chat import db
 from chat.models import ApiKey, Conversation, Message
 from tests.conftest import reattach, send, wait_for_status, wait_until
-from tests.processes import Process, environment, free_port, start_web
+from tests.processes import REDIS_PREFIX, Process, environment, free_port, start_web
 from tests.sse import text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -138,3 +140,29 @@ def test_a_writer_back_from_a_stall_leaves_a_reply_ended_as_interrupted_as_it_is
     asyncio.run(stall_then_finish())
     reply.refresh_from_db()
     assert (reply.status, reply.content) == ("failed", "Hal")
+
+
+def test_a_reply_is_never_taken_for_an_orphan_by_the_process_writing_it(redis_url, tmp_path, alice):
+    # A process whose loop falls seconds behind (a burst of starts) lets its leases lapse
+    # while it writes on: its own readers must not end the reply as interrupted.
+    env = environment(redis_url, CHAT_FAKE_TOKENS_PER_SECOND=0.4, CHAT_FAKE_TOKENS=4)
+    web, url = start_web(env, tmp_path, "web")
+    lapsing = threading.Event()
+    try:
+        with client(url, alice) as api, send(api, new_chat(api), "Hello") as stream:
+            first = stream.until("delta")
+            owner = f"{REDIS_PREFIX}:run:{first[0].data['message_id']}:owner"
+            threading.Thread(target=keep_deleting, args=(redis_url, owner, lapsing)).start()
+            rest = stream.all()
+    finally:
+        lapsing.set()
+        web.stop()
+    assert rest[-1].event == "done" and rest[-1].data["status"] == "complete"
+    assert text_of(first + rest) == Message.objects.get(pk=first[0].data["message_id"]).content
+
+
+def keep_deleting(url: str, key: str, until: threading.Event) -> None:
+    """Delete `key` as often as it is set again: a lease whose renewals never land."""
+    with redis.Redis.from_url(url) as server:
+        while not until.wait(0.01):
+            server.delete(key)

@@ -65,6 +65,14 @@ async def test_it_streams_deltas_from_the_upstream(provider, upstream):
     assert upstream.completed.is_set()
 
 
+async def test_it_reuses_the_connection_after_a_whole_stream(provider, upstream):
+    await collect(provider, generation())
+    await collect(provider, generation())
+
+    first, second = upstream.requests
+    assert first.client_port == second.client_port
+
+
 async def test_it_lists_the_configured_models_and_context(provider):
     assert provider.name == "openai"
     assert provider.models() == [MODEL]

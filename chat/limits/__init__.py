@@ -39,13 +39,14 @@ def keeper() -> SlotKeeper:
 
 
 @contextlib.asynccontextmanager
-async def admitted(user) -> AsyncIterator[Slot]:
+async def admitted(user, today: Today | None = None) -> AsyncIterator[Slot]:
     """Check `user`'s limits and hold a slot for the reply the body starts.
 
+    `today`: the user's `today_for`, where the caller read it along with other things.
     Raises LimitExceeded before anything is stored. If the body fails, the reply never
     started: the slot is given back, and the start does not count.
     """
-    today = await reads(today_for)(user)
+    today = today or await reads(today_for)(user)
     check_quota(today)
     limits = today.limits
     slot = await keeper().acquire(user.pk, limits.max_concurrent_replies, limits.replies_per_minute)

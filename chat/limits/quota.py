@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from chat.errors import LimitExceeded
-from chat.models import DailyUsage, UserLimits
+from chat.models import DailyUsage, UserLimits, single
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Today:
 
 def limits_for(user) -> Limits:
     """The user's own limits where staff set them, the site's otherwise."""
-    own = UserLimits.objects.filter(user_id=user.pk).first()
+    own = single(UserLimits.objects.filter(user_id=user.pk))
 
     def pick(name: str, site: int) -> int:
         value = getattr(own, name, None)
@@ -57,10 +57,10 @@ def limits_for(user) -> Limits:
 def today_for(user) -> Today:
     """The user's limits and today's (UTC) output tokens."""
     now = timezone.now()
-    used = (
-        DailyUsage.objects.filter(user_id=user.pk, day=now.date())
-        .values_list("output_tokens", flat=True)
-        .first()
+    used = single(
+        DailyUsage.objects.filter(user_id=user.pk, day=now.date()).values_list(
+            "output_tokens", flat=True
+        )
     )
     tomorrow = datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=now.tzinfo)
     return Today(limits_for(user), used or 0, tomorrow)
@@ -84,10 +84,13 @@ def count_output_tokens(user_id: int | None, tokens: int) -> None:
     if not tokens or user_id is None:
         return
     day = timezone.now().date()
+    added = F("output_tokens") + tokens
+    if DailyUsage.objects.filter(user_id=user_id, day=day).update(output_tokens=added):
+        return  # one statement, as for every reply after the day's first
     try:
         with transaction.atomic():
             row, _created = DailyUsage.objects.get_or_create(user_id=user_id, day=day)
-            DailyUsage.objects.filter(pk=row.pk).update(output_tokens=F("output_tokens") + tokens)
+            DailyUsage.objects.filter(pk=row.pk).update(output_tokens=added)
     except IntegrityError:
         # The account was deleted while its last reply ended: its tokens are nobody's now.
         pass

@@ -75,6 +75,9 @@ class Provider(ABC):
         """How many tokens the model can attend to, prompt and reply together."""
         return 8192
 
+    counts_cheaply = True
+    """Whether count_each is arithmetic (this estimate), not a tokenizer's work."""
+
     def count_tokens(self, model: str, messages: list[dict]) -> int:
         """Estimate the prompt's size in tokens; providers with a tokenizer are exact."""
         return sum(self.count_each(model, messages))

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from django.conf import settings
 
@@ -21,19 +21,22 @@ from .eventlog.base import LISTENER_SECONDS
 logger = logging.getLogger(__name__)
 
 
-async def follow(log: EventLog, message_id: int, after_seq: int) -> AsyncIterator | None:
-    """The reply's events after `after_seq`, live, None on idle; None if it has no log."""
+async def follow(
+    log: EventLog, message_id: int, after_seq: int, writing_here: Callable[[], bool]
+) -> AsyncIterator | None:
+    """The reply's events after `after_seq`, live, None on idle; None if it has no log.
+
+    `writing_here()`: whether this process is writing the reply itself, and so alive.
+    """
     first = await log.read(message_id, after_seq, block=0)
     if first is None:
         return None
-    return _follow(log, message_id, after_seq, first)
+    return _follow(_Reader(log, message_id, after_seq, writing_here), first)
 
 
-async def _follow(
-    log: EventLog, message_id: int, seq: int, found: list[Event]
-) -> AsyncIterator[Event | None]:
+async def _follow(reader: _Reader, found: list[Event]) -> AsyncIterator[Event | None]:
+    log, message_id = reader.log, reader.message_id
     listener = uuid.uuid4().hex
-    reader = _Reader(log, message_id, seq)
     try:
         await log.listen(message_id, listener)
         async for event in reader.events(found, listener):
@@ -51,8 +54,9 @@ async def _follow(
 class _Reader:
     """Reads one reply's log; ends it, as interrupted, if its writer is gone."""
 
-    def __init__(self, log: EventLog, message_id: int, seq: int):
+    def __init__(self, log: EventLog, message_id: int, seq: int, writing_here: Callable):
         self.log, self.message_id, self.seq = log, message_id, seq
+        self.writing_here = writing_here
 
     async def events(self, found: list[Event], listener: str) -> AsyncIterator[Event | None]:
         # Check on the writer once per heartbeat: a dead one is noticed within seconds.
@@ -73,7 +77,7 @@ class _Reader:
             found = await self.log.read(self.message_id, self.seq, every) or []
             if found:
                 continue
-            if not await self.log.writing(self.message_id):
+            if not await self._writer_alive():
                 # It ended just now, or its writer died: then this reader ends it.
                 found = await self.log.read(self.message_id, self.seq, 0)
                 if not found:
@@ -87,6 +91,12 @@ class _Reader:
             if idle >= keepalive:
                 idle = 0.0
                 yield None
+
+    async def _writer_alive(self) -> bool:
+        # A writer in this process is alive whatever its lease says: a loop that fell
+        # seconds behind (a burst of starts) lets its leases lapse, and its own readers
+        # took its replies for orphans and ended them while it wrote on.
+        return self.writing_here() or await self.log.writing(self.message_id)
 
     def _lost(self) -> Event:
         return _interrupted(self.message_id, self.seq + 1)

@@ -67,7 +67,7 @@ class RunRegistry:
 
     async def follow(self, message_id: int, after_seq: int) -> AsyncIterator[Event | None] | None:
         """The reply's events after `after_seq`, live; None if it has no log."""
-        return await follow(self.log, message_id, after_seq)
+        return await follow(self.log, message_id, after_seq, lambda: message_id in self._runs)
 
     async def stop(self, message_id: int) -> bool:
         """Ask the reply's writer to stop; False if nobody is writing it.

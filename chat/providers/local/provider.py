@@ -55,6 +55,8 @@ class LocalProvider(Provider):
         if warm_up.sink.error:  # the engine has logged it; a broken model should be loud
             raise warm_up.sink.error
 
+    counts_cheaply = False  # a tokenizer
+
     def context_window(self, model: str) -> int:
         """The model's max_position_embeddings (loads the model if it isn't yet)."""
         return _loading().shared_model().context_window

@@ -19,12 +19,18 @@ logger = logging.getLogger(__name__)
 @dataclass
 class _Log:
     events: list[Event] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event | None = None  # made when a reader waits, set by the next append
     leased_until: float = 0.0
     holder: str = ""
     stop: bool = False
     listeners: set[str] = field(default_factory=set)
     left: int = 0  # listeners gone since the last beat
+
+    def next_append(self) -> asyncio.Event:
+        """An Event the next append sets."""
+        if self.changed is None:
+            self.changed = asyncio.Event()
+        return self.changed
 
     @property
     def ended(self) -> bool:
@@ -37,9 +43,10 @@ class _Log:
             logger.warning("event %s was refused by its log", event.id)
             return False
         self.events.append(event)
-        # Swap in a fresh Event so readers that wake later wait on the next append.
-        changed, self.changed = self.changed, asyncio.Event()
-        changed.set()
+        # Readers that wake later wait on a fresh Event, for the next append.
+        if self.changed is not None:
+            self.changed.set()
+            self.changed = None
         if event.is_terminal:
             self.leased_until = 0.0
         return True
@@ -100,7 +107,7 @@ class MemoryEventLog(EventLog):
         if log is None or not log.events:
             return None
         if len(log.events) <= after_seq + 1 and block > 0 and not log.ended:
-            changed = log.changed
+            changed = log.next_append()
             # asyncio.timeout, not wait_for: no extra task per wait, per reader.
             try:
                 async with asyncio.timeout(block):

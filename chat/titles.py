@@ -39,6 +39,7 @@ MARKUP = "#*_`\"'“”‘’ "  # stripped from the ends of the model's title
 REQUEST = "Title of this conversation, in two to six words:"
 
 _tasks: set[asyncio.Task] = set()  # held, so that a running title is not collected
+_due: set[int] = set()  # replies still being written whose title will follow
 
 
 def untitled(conversation: Conversation) -> bool:
@@ -53,7 +54,10 @@ def title_after(run: Run, owner_id: int, question: str) -> None:
     worker wrote is read back (`write_title`).
     """
 
+    _due.add(run.ids.message_id)
+
     def ended(_task) -> None:
+        _due.discard(run.ids.message_id)
         if run.outcome is None:  # written elsewhere
             _spawn(write_title(run.ids.message_id))
         elif run.outcome == Message.Status.COMPLETE:

@@ -113,17 +113,23 @@ def api(transactional_db, live_server_url, alice):
     _wait_for_titles()
 
 
-def _wait_for_titles(timeout: float = 30) -> None:
-    """Let titles still being written in the background finish before the test's rows go.
+def _wait_for_titles(timeout: float = 30, running: float = 5) -> None:
+    """Let the background work of replies that ended finish before the test's rows go:
+    titles being written, titles about to be, and a worker's reply being counted (its
+    usage) by this process.
 
-    A title stored while the database is flushed would leave its transaction open on the
-    database thread, and the flush would wait for it for ever (PostgreSQL).
+    A write while the database is flushed would leave its transaction open on the
+    database thread, or deadlock with the flush (PostgreSQL). A reply the test left
+    running is waited for `running` seconds at most.
     """
     from chat import titles
+    from chat.runs import dispatch
 
-    deadline = time.monotonic() + timeout
-    while titles._tasks:
-        assert time.monotonic() < deadline, "a title was still being written"
+    start = time.monotonic()
+    while titles._tasks or (
+        (titles._due or dispatch._watching) and time.monotonic() < start + running
+    ):
+        assert time.monotonic() < start + timeout, "a title was still being written"
         time.sleep(0.05)
 
 

@@ -61,6 +61,9 @@ async def _queue(log: EventLog, key, message: dict) -> None:
     await get_channel_layer().send(settings.CHAT_WORKER_CHANNEL, message)
 
 
+_watching: set[asyncio.Task] = set()  # held, so that a watcher is not collected
+
+
 async def dispatch(log: EventLog, run: Run) -> None:
     """Hand `run` to a worker; `run.task` ends when the reply does, wherever it was written."""
     run.log = log
@@ -70,6 +73,8 @@ async def dispatch(log: EventLog, run: Run) -> None:
     run.task = asyncio.create_task(
         _watch(log, run), name=f"reply-{run.ids.message_id}", context=contextvars.Context()
     )
+    _watching.add(run.task)
+    run.task.add_done_callback(_watching.discard)
 
 
 async def end_queued(log: EventLog, message_id: int, error: ProviderError | None) -> bool:

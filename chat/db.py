@@ -88,10 +88,6 @@ def streaming_ids(conversation_id: int) -> list[int]:
     )
 
 
-streaming_replies = reads(streaming_ids)
-"""`streaming_ids`, awaited, on a reading thread."""
-
-
 @writes
 def in_locked_conversation(user, conversation_id: int, work):
     """Run `work(conversation)` in one transaction, the conversation locked; return its result.

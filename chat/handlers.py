@@ -127,9 +127,10 @@ class ApiHandler(ASGIHandler):
             await super().__call__(scope, receive, send)
 
     def load_middleware(self, is_async=False):
-        super().load_middleware(is_async=True)
-        # No view, template-response or exception hooks: none of API_MIDDLEWARE has them
-        # (CSRF is checked by chat.auth.authenticate, for sessions only).
+        # Instead of Django's, which would build settings.MIDDLEWARE's chain (WhiteNoise's
+        # scan of the static files included) a second time, only to be thrown away. No view,
+        # template-response or exception hooks: none of API_MIDDLEWARE has them (CSRF is
+        # checked by chat.auth.authenticate, for sessions only).
         self._view_middleware = []
         self._template_response_middleware = []
         self._exception_middleware = []

@@ -9,6 +9,7 @@ import pytest
 
 from chat.providers.base import ConfigurationError, Generation, ProviderError
 from chat.providers.openai_compat import PLACEHOLDER_KEY, OpenAIProvider, SSEDecoder, read_chunk
+from chat.providers.transport import AsyncioTransport
 from tests.openai_upstream import OpenAIUpstream
 
 MODEL = "test-model"
@@ -305,3 +306,17 @@ def test_it_skips_chunks_of_other_shapes(chunk):
 
     assert read_chunk(chunk, gen) == []
     assert gen.output_tokens == 0
+
+
+async def test_it_sends_its_requests_through_the_asyncio_transport(provider, upstream, monkeypatch):
+    sent = []
+    handle = AsyncioTransport.handle_async_request
+
+    async def spy(self, request):
+        sent.append(request.url.path)
+        return await handle(self, request)
+
+    monkeypatch.setattr(AsyncioTransport, "handle_async_request", spy)
+
+    assert await collect(provider, generation()) == upstream.tokens
+    assert sent == ["/v1/chat/completions"]

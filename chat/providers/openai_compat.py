@@ -14,6 +14,7 @@ import openai
 from django.conf import settings
 
 from .base import ConfigurationError, Generation, Provider, ProviderError
+from .transport import AsyncioTransport
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,10 @@ class OpenAIProvider(Provider):
                 timeout=settings.OPENAI_TIMEOUT_SECONDS,
                 # A silent retry looks like a hung reply; surface the error at once instead.
                 max_retries=0,
+                # The SDK's client and limits, on a cheaper transport (see transport.py).
+                http_client=openai.DefaultAsyncHttpxClient(
+                    transport=AsyncioTransport(openai.DEFAULT_CONNECTION_LIMITS)
+                ),
             )
         return self._client
 

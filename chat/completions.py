@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -177,6 +178,18 @@ class Completion:
             body["usage"] = None
         return body
 
+    def delta_frame(self, text: str) -> bytes:
+        """The frame of one text delta: `_frame(self.chunk({"content": text}))`, cheaper."""
+        head, tail = self._delta_frame_around
+        return head + json.dumps(text, ensure_ascii=False).encode() + tail
+
+    @functools.cached_property
+    def _delta_frame_around(self) -> tuple[bytes, bytes]:
+        # Everything but the text is the same in every delta of a stream: render it once.
+        # The text comes after the model's name, the only other string that could hold "?".
+        head, _, tail = _frame(self.chunk({"content": "?"})).rpartition(b'"?"')
+        return head, tail
+
     def finish_reason(self, done: dict) -> str:
         limit = capped_max_tokens(self.request.options.get("max_tokens"))
         return "length" if (done.get("output_tokens") or 0) >= limit else "stop"
@@ -208,7 +221,7 @@ class Completion:
         if event.name == events.START:
             return [_frame(self.chunk({"role": "assistant", "content": ""}))]
         if event.name == events.DELTA:
-            return [_frame(self.chunk({"content": event.data["text"]}))]
+            return [self.delta_frame(event.data["text"])]
         if event.name == events.ERROR:
             failed = GenerationFailed(event.data["message"], code=event.data["code"])
             return [_frame(error_body(failed))]

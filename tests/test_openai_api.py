@@ -1,11 +1,15 @@
 """The OpenAI-compatible API, driven by the official `openai` client against the live server."""
 
+import json
+
 import httpx
 import openai
 import pytest
 from django.test import Client
 
+from chat.completions import Completion, CompletionRequest
 from chat.models import Conversation, Message
+from chat.providers import Generation
 from chat.providers.fake import FakeProvider
 from tests.conftest import UPSTREAM_MODEL, replies_asked, wait_for_status, wait_until
 
@@ -310,3 +314,15 @@ def test_a_completion_can_be_stopped_through_the_native_api(openai_client, api, 
     rest = list(chunks)
     assert rest[-1].choices[0].finish_reason == "stop"
     assert wait_for_status(mid).status == "stopped"
+
+
+@pytest.mark.parametrize("text", ["hi", ' "quoted" \\ back?', "héllo\n\t\u2028", "?", ""])
+@pytest.mark.parametrize("model", ["fake", 'odd "?" name'])
+def test_it_writes_a_delta_frame_as_the_whole_chunk_would_read(text, model):
+    request = CompletionRequest(model=model, messages=[], stream=True, include_usage=True)
+    completion = Completion(7, request, Generation(model=model, messages=[]))
+
+    frame = completion.delta_frame(text)
+
+    assert frame.startswith(b"data: ") and frame.endswith(b"\n\n")
+    assert json.loads(frame[6:]) == completion.chunk({"content": text})

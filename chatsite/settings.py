@@ -365,7 +365,13 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+        # A line per upstream request (the SDK's httpx client) would repeat the request's and
+        # the reply's own lines; the provider logs an upstream's failures itself.
+        "httpx2": {"level": "WARNING"},
+    },
 }
 if LOG_FORMAT == "json":
     # uvicorn's own lines too, so that every line of the output is one JSON object.

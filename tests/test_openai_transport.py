@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import threading
 from types import SimpleNamespace
 
 import httpx2
@@ -155,3 +156,22 @@ async def test_it_stops_reading_the_socket_while_the_reader_lags_behind():
     await connection.receive_head(1)
     while socket.paused:
         await connection.next_event(1)
+
+
+async def test_it_closes_a_connection_left_by_an_event_loop_running_in_another_thread():
+    other = asyncio.new_event_loop()
+    other.set_debug(True)  # touching it from this thread raises, instead of passing by luck
+    thread = threading.Thread(target=other.run_forever, daemon=True)
+    thread.start()
+    try:
+        async with RawServer([SIZED, SIZED]) as server, client() as http:
+            there = asyncio.run_coroutine_threadsafe(http.get(server.url), other)
+            await asyncio.wrap_future(there)
+            await http.get(server.url)  # not on that loop's connection, which is closed
+
+            await asyncio.wait_for(server.closed.wait(), 5)
+        assert server.connections == 2
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        thread.join(5)
+        other.close()

@@ -315,9 +315,12 @@ class Connection(asyncio.Protocol):
         if self._closed:
             return False
         self._closed = True
-        # One left from another event loop (tests run one per test) goes with that loop.
-        if not self.loop.is_closed() and not self._transport.is_closing():
+        if self.loop.is_closed() or self._transport.is_closing():
+            return True  # one left from an event loop that has ended (tests run one per test)
+        if self.loop is asyncio.get_running_loop():
             self._transport.close()
+        else:  # one from an event loop still running in another thread: close it there
+            self.loop.call_soon_threadsafe(self._transport.close)
         return True
 
 

@@ -320,3 +320,23 @@ async def test_it_sends_its_requests_through_the_asyncio_transport(provider, ups
 
     assert await collect(provider, generation()) == upstream.tokens
     assert sent == ["/v1/chat/completions"]
+
+
+async def test_it_goes_through_a_proxy_named_in_the_environment(provider, settings, monkeypatch):
+    seen = []
+    body = b'data: {"choices":[{"index":0,"delta":{"content":"via proxy"}}]}\n\ndata: [DONE]\n\n'
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n"
+
+    async def proxy(reader, writer):
+        seen.append((await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")[0])
+        writer.write(head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    async with await asyncio.start_server(proxy, "127.0.0.1", 0) as server:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        settings.OPENAI_BASE_URL = "http://upstream.invalid/v1"  # resolves nowhere
+
+        assert await collect(provider, generation()) == ["via proxy"]
+
+    assert seen == [b"POST http://upstream.invalid/v1/chat/completions HTTP/1.1"]

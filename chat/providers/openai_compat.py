@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import ssl
+import urllib.request
 from collections.abc import AsyncIterator
 
 import httpx2  # the SDK's HTTP client
@@ -55,10 +56,7 @@ class OpenAIProvider(Provider):
                 timeout=settings.OPENAI_TIMEOUT_SECONDS,
                 # A silent retry looks like a hung reply; surface the error at once instead.
                 max_retries=0,
-                # The SDK's client and limits, on a cheaper transport (see transport.py).
-                http_client=openai.DefaultAsyncHttpxClient(
-                    transport=AsyncioTransport(openai.DEFAULT_CONNECTION_LIMITS)
-                ),
+                http_client=http_client(),
             )
         return self._client
 
@@ -115,6 +113,19 @@ class OpenAIProvider(Provider):
         if isinstance(err, json.JSONDecodeError):
             return ProviderError("upstream_error", "The model provider sent a malformed reply.")
         return status_error(getattr(err, "status_code", None), model)
+
+
+def http_client() -> httpx2.AsyncClient:
+    """The SDK's httpx client and limits, on the cheaper transport (see transport.py).
+
+    httpx routes through a proxy named in the environment (HTTPS_PROXY and the like) only
+    on its own transport: with one set, the client keeps it.
+    """
+    if any(scheme != "no" for scheme in urllib.request.getproxies()):
+        return openai.DefaultAsyncHttpxClient()
+    return openai.DefaultAsyncHttpxClient(
+        transport=AsyncioTransport(openai.DEFAULT_CONNECTION_LIMITS)
+    )
 
 
 def request_params(generation: Generation) -> dict:

@@ -6,8 +6,8 @@ pooled socket each time a request starts or ends; at 40 chunks a reply that was 
 what reading an upstream cost. This one is an `asyncio.Protocol` feeding h11 (the parser
 httpcore uses), with a pool of kept-alive connections, the request's time-outs, and
 httpx's exceptions, so the SDK above it sends, retries and fails as it did.
-Proxies set in the environment still go through httpx's own transport (the client mounts
-one for them).
+It speaks to the upstream directly: with a proxy named in the environment the provider
+keeps httpx's own transport (`openai_compat.http_client`).
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 import asyncio
 import contextlib
+import shutil
+import ssl
+import subprocess
 import threading
 from types import SimpleNamespace
 
@@ -21,7 +24,8 @@ UNSIZED = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"
 class RawServer:
     """Answers each request with the next canned response; records its connections."""
 
-    def __init__(self, responses: list[bytes], close_after: bool = False):
+    def __init__(self, responses: list[bytes], close_after: bool = False, tls=None):
+        self.tls = tls
         self.responses = list(responses)
         self.close_after = close_after
         self.connections = 0
@@ -30,8 +34,9 @@ class RawServer:
         self.handlers: list[tuple[asyncio.Task, asyncio.StreamWriter]] = []
 
     async def __aenter__(self):
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
+        port = self.server.sockets[0].getsockname()[1]
+        self.url = f"https://localhost:{port}" if self.tls else f"http://127.0.0.1:{port}"
         return self
 
     async def __aexit__(self, *exc_info):
@@ -64,9 +69,9 @@ class RawServer:
         writer.close()
 
 
-def client(**limits) -> httpx2.AsyncClient:
+def client(ssl_context=None, **limits) -> httpx2.AsyncClient:
     limits = httpx2.Limits(**{"max_connections": 10, "max_keepalive_connections": 10, **limits})
-    return httpx2.AsyncClient(transport=AsyncioTransport(limits), timeout=5)
+    return httpx2.AsyncClient(transport=AsyncioTransport(limits, ssl_context), timeout=5)
 
 
 async def test_it_reads_chunked_sized_and_unsized_bodies():
@@ -175,3 +180,33 @@ async def test_it_closes_a_connection_left_by_an_event_loop_running_in_another_t
         other.call_soon_threadsafe(other.stop)
         thread.join(5)
         other.close()
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for localhost: (server context, client context)."""
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    return server, ssl.create_default_context(cafile=str(cert))
+
+
+async def test_it_speaks_tls_and_checks_the_certificate(certificate):
+    server_tls, trusting = certificate
+    async with RawServer([CHUNKED, SIZED], tls=server_tls) as server:
+        async with client(trusting) as http:
+            assert (await http.get(server.url)).text == "data: hi\n\n"
+            assert (await http.get(server.url)).text == "hello"
+        async with client(ssl.create_default_context()) as http:
+            with pytest.raises(httpx2.ConnectError):
+                await http.get(server.url)
+    assert server.connections == 1  # the first client reused it; the second never got one

@@ -60,9 +60,14 @@ class BodyLimitMiddleware:
         length = _content_length(headers)
         if length is not None and length > limit:
             return await _send_refusal(send, receive, path, limit)
-        has_body = bool(length) or b"transfer-encoding" in headers
-        if has_body and path in SIGNED_IN_ONLY and not await _signed_in(headers):
+        chunked = b"transfer-encoding" in headers
+        if (length or chunked) and path in SIGNED_IN_ONLY and not await _signed_in(headers):
             return await _send_unauthorized(send, receive, path)
+        if not chunked:
+            # The server frames the body by its Content-Length, already checked (none: no
+            # body): nothing to count, and the app talks to the server directly, with no
+            # wrapper on each of a stream's frames.
+            return await self.app(scope, receive, send)
         await _CountedRequest(self.app, scope, receive, send, limit).run()
 
 

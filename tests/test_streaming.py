@@ -312,3 +312,28 @@ def test_the_reaper_fails_replies_nobody_is_writing(alice):
     assert "restarted" in orphan.error
     assert orphan.error_code == "interrupted"
     assert Message.objects.get(pk=young.pk).status == "streaming", "a just-started reply was reaped"
+
+
+async def test_the_server_takes_a_streams_frames_as_they_come():
+    from chat.views.stream import event_stream_response
+
+    async def frames():
+        yield b"id: 1:0\n\n"
+        yield b"id: 1:1\n\n"
+
+    made = frames()
+    response = event_stream_response(made)
+    assert aiter(response) is made  # no generators of Django's in between
+    assert [frame async for frame in aiter(response)] == [b"id: 1:0\n\n", b"id: 1:1\n\n"]
+
+
+async def test_a_stream_whose_frames_a_middleware_replaced_sends_the_new_ones():
+    from chat.views.stream import event_stream_response
+
+    async def frames(parts):
+        for part in parts:
+            yield part
+
+    response = event_stream_response(frames([b"old"]))
+    response.streaming_content = frames(["new"])
+    assert [frame async for frame in aiter(response)] == [b"new"]

@@ -37,66 +37,71 @@ async def follow(
     # response never begins, the listener expires (listener_seconds).
     listener = uuid.uuid4().hex
     await log.listen(message_id, listener)
-    return _follow(_Reader(log, message_id, after_seq, writing_here), first, listener)
-
-
-async def _follow(
-    reader: _Reader, found: list[Event], listener: str
-) -> AsyncIterator[Event | None]:
-    log, message_id = reader.log, reader.message_id
-    try:
-        async for event in reader.events(found, listener):
-            yield event
-    except Unavailable as error:
-        # Redis went away mid-reply: end this listener's stream rather than leave it hanging.
-        logger.warning("lost the event log while following reply %s", message_id)
-        data = events.error_data(message_id, error.code, error.message)
-        yield Event(message_id, reader.seq + 1, events.ERROR, data)
-    finally:
-        with contextlib.suppress(Unavailable):
-            await log.leave(message_id, listener)
+    return _Reader(log, message_id, after_seq, writing_here, listener).events(first)
 
 
 class _Reader:
     """Reads one reply's log; ends it, as interrupted, if its writer is gone."""
 
-    def __init__(self, log: EventLog, message_id: int, seq: int, writing_here: Callable):
+    def __init__(
+        self, log: EventLog, message_id: int, seq: int, writing_here: Callable, listener: str
+    ):
         self.log, self.message_id, self.seq = log, message_id, seq
-        self.writing_here = writing_here
+        self.writing_here, self.listener = writing_here, listener
+        self.renew_at = time.monotonic() + LISTENER_SECONDS / 3
 
-    async def events(self, found: list[Event], listener: str) -> AsyncIterator[Event | None]:
+    async def events(self, found: list[Event]) -> AsyncIterator[Event | None]:
+        """The events from `found` on, None for each keepalive; the listener leaves after.
+
+        One generator for all of it: each layer of them costs every delta of every stream.
+        """
+        try:
+            while True:
+                for event in found:
+                    self.seq = event.seq
+                    yield event
+                    if event.is_terminal:
+                        return
+                found = await self._next()
+                if found is None:
+                    found = []
+                    yield None
+        except Unavailable as error:
+            # Redis went away mid-reply: end this listener's stream rather than leave it hanging.
+            logger.warning("lost the event log while following reply %s", self.message_id)
+            data = events.error_data(self.message_id, error.code, error.message)
+            yield Event(self.message_id, self.seq + 1, events.ERROR, data)
+        finally:
+            with contextlib.suppress(Unavailable):
+                await self.log.leave(self.message_id, self.listener)
+
+    async def _next(self) -> list[Event] | None:
+        """The next events, or None if a keepalive is due first."""
         # Check on the writer once per heartbeat: a dead one is noticed within seconds.
         keepalive = settings.CHAT_KEEPALIVE_SECONDS
         idle, every = 0.0, min(HEARTBEAT_SECONDS, keepalive)
-        renew_at = time.monotonic() + LISTENER_SECONDS / 3
         while True:
-            for event in found:
-                self.seq = event.seq
-                yield event
-                if event.is_terminal:
-                    return
+            if time.monotonic() >= self.renew_at:  # however busy the reply, this one listens
+                await self.log.listen(self.message_id, self.listener)
+                self.renew_at = time.monotonic() + LISTENER_SECONDS / 3
+            found = await self.log.read(self.message_id, self.seq, every)
             if found:
-                idle = 0.0
-            if time.monotonic() >= renew_at:  # however busy the reply, this one still listens
-                await self.log.listen(self.message_id, listener)
-                renew_at = time.monotonic() + LISTENER_SECONDS / 3
-            found = await self.log.read(self.message_id, self.seq, every) or []
-            if found:
-                continue
+                return found
             if not await self._writer_alive():
-                # It ended just now, or its writer died: then this reader ends it.
-                found = await self.log.read(self.message_id, self.seq, 0)
-                if not found:
-                    ending = await end_orphan(self.log, self.message_id, self.seq)
-                    if ending is not None:  # the log had ended already: say how, once more
-                        yield ending
-                        return
-                    found = await self.log.read(self.message_id, self.seq, 0) or [self._lost()]
-                continue
+                return await self._ending()
             idle += every
             if idle >= keepalive:
-                idle = 0.0
-                yield None
+                return None
+
+    async def _ending(self) -> list[Event]:
+        """The log's last events, its writer gone: it ended just now, or this reader ends it."""
+        found = await self.log.read(self.message_id, self.seq, 0)
+        if found:
+            return found
+        ending = await end_orphan(self.log, self.message_id, self.seq)
+        if ending is not None:  # the log had ended already: say how, once more
+            return [ending]
+        return await self.log.read(self.message_id, self.seq, 0) or [self._lost()]
 
     async def _writer_alive(self) -> bool:
         # A writer in this process is alive whatever its lease says: a loop that fell

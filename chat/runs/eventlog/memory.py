@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class _Log:
     events: list[Event] = field(default_factory=list)
-    changed: asyncio.Event | None = None  # made when a reader waits, set by the next append
+    waiters: list[asyncio.Future] = field(default_factory=list)  # woken by the next append
     leased_until: float = 0.0
     holder: str = ""
     stop: bool = False
@@ -30,11 +30,22 @@ class _Log:
     def live(self, now: float) -> int:
         return sum(1 for until in self.listeners.values() if until > now)
 
-    def next_append(self) -> asyncio.Event:
-        """An Event the next append sets."""
-        if self.changed is None:
-            self.changed = asyncio.Event()
-        return self.changed
+    async def next_append(self, timeout: float) -> None:
+        """Wait for the next append, for `timeout` seconds at most.
+
+        A future and a timer: an asyncio.Event and asyncio.timeout did the same with several
+        times the work, and readers wait once for each delta of every stream.
+        """
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self.waiters.append(waiter)
+        timer = loop.call_later(timeout, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            if waiter in self.waiters:  # it timed out, or its reader was cancelled
+                self.waiters.remove(waiter)
 
     @property
     def ended(self) -> bool:
@@ -47,13 +58,18 @@ class _Log:
             logger.warning("event %s was refused by its log", event.id)
             return False
         self.events.append(event)
-        # Readers that wake later wait on a fresh Event, for the next append.
-        if self.changed is not None:
-            self.changed.set()
-            self.changed = None
+        if self.waiters:
+            waiters, self.waiters = self.waiters, []
+            for waiter in waiters:
+                _wake(waiter)
         if event.is_terminal:
             self.leased_until = 0.0
         return True
+
+
+def _wake(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class MemoryEventLog(EventLog):
@@ -112,13 +128,7 @@ class MemoryEventLog(EventLog):
         if log is None or not log.events:
             return None
         if len(log.events) <= after_seq + 1 and block > 0 and not log.ended:
-            changed = log.next_append()
-            # asyncio.timeout, not wait_for: no extra task per wait, per reader.
-            try:
-                async with asyncio.timeout(block):
-                    await changed.wait()
-            except TimeoutError:
-                return []
+            await log.next_append(block)
         return log.events[after_seq + 1 :]
 
     async def end(self, event: Event) -> bool:

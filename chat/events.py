@@ -13,6 +13,8 @@ SNAPSHOT = "snapshot"
 TERMINAL = frozenset({DONE, ERROR})
 
 KEEPALIVE = b": keepalive\n\n"
+# One encoder for every frame: json.dumps with options builds a new one for each call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +34,7 @@ class Event:
 
     def sse(self) -> bytes:
         """The event as one Server-Sent Events frame."""
-        payload = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
+        payload = _ENCODER.encode(self.data)
         return f"id: {self.id}\nevent: {self.name}\ndata: {payload}\n\n".encode()
 
     def ws(self) -> dict:

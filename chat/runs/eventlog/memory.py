@@ -85,8 +85,16 @@ class MemoryEventLog(EventLog):
     def __contains__(self, message_id: int) -> bool:
         return message_id in self._logs
 
+    def _log(self, message_id: int) -> _Log:
+        """The reply's log, made if it has none. Not setdefault(id, _Log()): that would make
+        a _Log, its list and dicts for each event appended and each run at each tick."""
+        log = self._logs.get(message_id)
+        if log is None:
+            log = self._logs[message_id] = _Log()
+        return log
+
     def append(self, event: Event) -> None:
-        log = self._logs.setdefault(event.message_id, _Log())
+        log = self._log(event.message_id)
         if log.add(event) and event.is_terminal:
             self._expire_later(event.message_id)
 
@@ -101,7 +109,7 @@ class MemoryEventLog(EventLog):
         until = time.monotonic() + LEASE_SECONDS
         pulses = []
         for mid in message_ids:
-            log = self._logs.setdefault(mid, _Log())
+            log = self._log(mid)
             listened, now = bool(log.listeners), time.monotonic()
             if beat and not log.ended:
                 log.leased_until, log.holder = until, self.holder
@@ -112,9 +120,7 @@ class MemoryEventLog(EventLog):
     async def lease(
         self, message_id: int, seconds: float, holder: str = "", replacing: str = ""
     ) -> bool:
-        log = self._logs.get(message_id) or (
-            None if replacing else self._logs.setdefault(message_id, _Log())
-        )
+        log = self._logs.get(message_id) or (None if replacing else self._log(message_id))
         if log is None or log.ended:
             return False
         held = log.holder if log.leased_until > time.monotonic() else ""

@@ -20,6 +20,7 @@ from datetime import timedelta
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from chat import statements
 from chat.errors import NotFound, Unavailable
 from chat.models import Conversation, Message, single
 
@@ -29,6 +30,15 @@ INTERRUPTED_CODE = "interrupted"
 # A reply is stored a moment before its run is registered; the reaper leaves young ones alone.
 YOUNG = timedelta(seconds=30)
 READERS = 4
+# What a reply's start reads: of its conversation, and of each message of its tree.
+START_FIELDS = (
+    "id", "owner_id", "title", "title_source", "model", "system_prompt",
+    "current_message_id", "temperature", "max_tokens",
+)  # fmt: skip
+TREE_FIELDS = ("id", "conversation_id", "parent_id", "role", "content", "status", "model")
+STREAMING = Message.Status.STREAMING
+TOUCH = "UPDATE {table} SET {updated_at} = %s WHERE {id} = %s"
+OWNED = "{id} = %s AND {owner_id} = %s AND {importing_since} IS NULL"
 
 _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-db-write")
 _readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="chat-db-read")
@@ -81,11 +91,11 @@ def close_connection() -> None:
 
 def streaming_ids(conversation_id: int) -> list[int]:
     """The ids of the conversation's replies stored as still being written."""
-    return list(
-        Message.objects.streaming()
-        .filter(conversation_id=conversation_id)
-        .values_list("pk", flat=True)
-    )
+    found = statements.rows(
+        Message, "SELECT {id} FROM {table} WHERE {conversation_id} = %s AND {status} = %s",
+        [conversation_id, STREAMING],
+    )  # fmt: skip
+    return [mid for (mid,) in found]
 
 
 @writes
@@ -96,22 +106,36 @@ def in_locked_conversation(user, conversation_id: int, work):
     everything it stored.
     """
     with transaction.atomic():
-        conversation = single(
-            Conversation.objects.for_user(user).select_for_update().filter(pk=conversation_id)
-        )
-        if conversation is None:
-            raise NotFound("No such conversation.")
-        return work(conversation)
+        return work(conversation_to_start(user, conversation_id, lock=True))
+
+
+def conversation_to_start(user, conversation_id: int, lock=False) -> Conversation:
+    """The fields of the user's conversation a start needs (NotFound if not theirs).
+
+    `lock`: locked until the transaction ends, where the database locks rows.
+    """
+    found = statements.fetch(Conversation, START_FIELDS, OWNED, [conversation_id, user.pk], lock)
+    if not found:
+        raise NotFound("No such conversation.")
+    return found[0]
+
+
+def tree_messages(conversation_id: int) -> list[Message]:
+    """The conversation's messages, oldest first, with the fields a start needs."""
+    where = "{conversation_id} = %s ORDER BY {id}"
+    return statements.fetch(Message, TREE_FIELDS, where, [conversation_id])
 
 
 def add_message(conversation: Conversation, parent: Message | None, **fields) -> Message:
     """A new message of the conversation's, answering `parent`."""
-    return conversation.messages.create(parent=parent, **fields)
+    message = Message(conversation=conversation, parent=parent, **fields)
+    statements.insert(message)
+    return message
 
 
 def save_conversation(conversation: Conversation, *fields: str) -> None:
     """Store these fields of the conversation (and its `updated_at`)."""
-    conversation.save(update_fields=[*fields, "updated_at"])
+    statements.update(conversation, *fields, "updated_at")
 
 
 @reads
@@ -191,9 +215,19 @@ def finish_reply(message_id: int, conversation_id: int | None = None, **fields) 
     interrupted: the stored reply stays what that reader's followers were shown.
     `conversation_id`, where the caller knows it, spares a join.
     """
-    Message.objects.streaming().filter(pk=message_id).update(**fields)
-    conversation = {"pk": conversation_id} if conversation_id else {"messages__pk": message_id}
-    Conversation.objects.filter(**conversation).update(updated_at=timezone.now())
+    values = [statements.value(Message, name, value) for name, value in fields.items()]
+    statements.execute(Message, _finish_sql(tuple(fields)), [*values, message_id, STREAMING])
+    if conversation_id is None:  # not known to the caller: found through a join
+        Conversation.objects.filter(messages__pk=message_id).update(updated_at=timezone.now())
+    else:
+        now = statements.value(Conversation, "updated_at", timezone.now())
+        statements.execute(Conversation, TOUCH, [now, conversation_id])
+
+
+@functools.cache
+def _finish_sql(fields: tuple[str, ...]) -> str:
+    sets = ", ".join(f"{{{name}}} = %s" for name in fields)
+    return f"UPDATE {{table}} SET {sets} WHERE {{id}} = %s AND {{status}} = %s"
 
 
 def owned_conversation(user, conversation_id: int) -> Conversation:

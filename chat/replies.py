@@ -93,7 +93,7 @@ async def _start(user, conversation_id: int, model, store, titled: bool, options
 def _read_for_start(user, conversation_id: int):
     """What a start reads before it writes, in one trip to a reading thread: the user's
     conversation (NotFound if not theirs), its replies stored as streaming, the limits."""
-    conversation = db.owned_conversation(user, conversation_id)
+    conversation = db.conversation_to_start(user, conversation_id)
     return conversation, db.streaming_ids(conversation.id), limits.today_for(user)
 
 
@@ -124,7 +124,7 @@ def _when_free(conversation: Conversation, dead: set[int], store) -> Begun:
 
     Replies stored as streaming that nobody writes any more (`dead`) are failed first.
     """
-    tree = branches.Tree.of(conversation)
+    tree = branches.Tree.from_messages(db.tree_messages(conversation.id))
     streaming = {m.id for m in tree.by_id.values() if m.status == Message.Status.STREAMING}
     if streaming - dead:
         raise Conflict(

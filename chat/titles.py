@@ -14,9 +14,9 @@ import contextvars
 import logging
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
+from chat import statements
 from chat.db import reads, writes
 from chat.limits.quota import count_output_tokens
 from chat.models import Conversation, Message
@@ -37,6 +37,11 @@ INSTRUCTION = (
 )
 MARKUP = "#*_`\"'“”‘’ "  # stripped from the ends of the model's title
 REQUEST = "Title of this conversation, in two to six words:"
+UNTITLED = "SELECT 1 FROM {table} WHERE {id} = %s AND {title_source} = %s"
+SPENT = "UPDATE {table} SET {title_tokens} = {title_tokens} + %s, {titled_at} = %s WHERE {id} = %s"
+RETITLE = (
+    "UPDATE {table} SET {title} = %s, {title_source} = %s WHERE {id} = %s AND {title_source} = %s"
+)
 
 _tasks: set[asyncio.Task] = set()  # held, so that a running title is not collected
 _due: set[int] = set()  # replies still being written whose title will follow
@@ -151,7 +156,7 @@ def _messages(question: str, reply: str) -> list[dict]:
 @reads
 def _still_untitled(conversation_id: int) -> bool:
     first_line = Conversation.TitleSource.FIRST_LINE
-    return Conversation.objects.filter(pk=conversation_id, title_source=first_line).exists()
+    return bool(statements.rows(Conversation, UNTITLED, [conversation_id, first_line]))
 
 
 @writes
@@ -160,15 +165,12 @@ def _store_title(conversation_id: int, owner_id: int, title: str, tokens: int) -
 
     The tokens were spent either way, so they count even when the title is not kept.
     """
-    first_line = Conversation.objects.filter(
-        pk=conversation_id, title_source=Conversation.TitleSource.FIRST_LINE
-    )
-    fields = {"titled_at": timezone.now()}
+    sources = Conversation.TitleSource
+    now = statements.value(Conversation, "titled_at", timezone.now())
     with transaction.atomic():
-        Conversation.objects.filter(pk=conversation_id).update(
-            title_tokens=F("title_tokens") + tokens, **fields
-        )
+        statements.execute(Conversation, SPENT, [tokens, now, conversation_id])
         count_output_tokens(owner_id, tokens)  # the day's quota counts them too
         if not title:
             return False
-        return bool(first_line.update(title=title, title_source=Conversation.TitleSource.MODEL))
+        changed = [title, sources.MODEL, conversation_id, sources.FIRST_LINE]
+        return bool(statements.execute(Conversation, RETITLE, changed))

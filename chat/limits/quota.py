@@ -11,8 +11,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from chat import statements
 from chat.errors import LimitExceeded
-from chat.models import DailyUsage, UserLimits, single
+from chat.models import DailyUsage, UserLimits
+
+OWN_LIMITS = ("max_concurrent_replies", "replies_per_minute", "output_tokens_per_day")
+USED = "SELECT {output_tokens} FROM {table} WHERE {user_id} = %s AND {day} = %s"
+ADD = (
+    "UPDATE {table} SET {output_tokens} = {output_tokens} + %s WHERE {user_id} = %s AND {day} = %s"
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class Today:
 
 def limits_for(user) -> Limits:
     """The user's own limits where staff set them, the site's otherwise."""
-    own = single(UserLimits.objects.filter(user_id=user.pk))
+    own = next(iter(statements.fetch(UserLimits, OWN_LIMITS, "{user_id} = %s", [user.pk])), None)
 
     def pick(name: str, site: int) -> int:
         value = getattr(own, name, None)
@@ -57,13 +64,11 @@ def limits_for(user) -> Limits:
 def today_for(user) -> Today:
     """The user's limits and today's (UTC) output tokens."""
     now = timezone.now()
-    used = single(
-        DailyUsage.objects.filter(user_id=user.pk, day=now.date()).values_list(
-            "output_tokens", flat=True
-        )
+    used = statements.rows(
+        DailyUsage, USED, [user.pk, statements.value(DailyUsage, "day", now.date())]
     )
     tomorrow = datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=now.tzinfo)
-    return Today(limits_for(user), used or 0, tomorrow)
+    return Today(limits_for(user), used[0][0] if used else 0, tomorrow)
 
 
 def check_quota(today: Today) -> None:
@@ -84,9 +89,11 @@ def count_output_tokens(user_id: int | None, tokens: int) -> None:
     if not tokens or user_id is None:
         return
     day = timezone.now().date()
-    added = F("output_tokens") + tokens
-    if DailyUsage.objects.filter(user_id=user_id, day=day).update(output_tokens=added):
+    if statements.execute(
+        DailyUsage, ADD, [tokens, user_id, statements.value(DailyUsage, "day", day)]
+    ):
         return  # one statement, as for every reply after the day's first
+    added = F("output_tokens") + tokens
     try:
         with transaction.atomic():
             row, _created = DailyUsage.objects.get_or_create(user_id=user_id, day=day)

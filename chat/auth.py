@@ -7,15 +7,27 @@ from importlib import import_module
 from types import SimpleNamespace
 
 from django.conf import settings
-from django.contrib.auth import get_user
+from django.contrib.auth import get_user, get_user_model
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 
+from chat import statements
 from chat.errors import Forbidden, Unauthorized
-from chat.models import ApiKey, hash_key, single
+from chat.models import ApiKey, hash_key
 
 # Writing last_used_at on every request would turn each read into a write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# The key's owner, and whether its last use is to be stamped again.
+KEY = (
+    "SELECT {user_id}, {id}, ({last_used_at} IS NULL OR {last_used_at} < %s) FROM {table} "
+    "WHERE {key_hash} = %s AND {revoked_at} IS NULL"
+)
+STAMP = "UPDATE {table} SET {last_used_at} = %s WHERE {id} = %s"
+# The owner's fields every request may use; any other (their times) loads on first use.
+USER_FIELDS = (
+    "id", "password", "is_superuser", "username", "first_name", "last_name", "email",
+    "is_staff", "is_active",
+)  # fmt: skip
 
 
 class _CsrfCheck(CsrfViewMiddleware):
@@ -25,17 +37,17 @@ class _CsrfCheck(CsrfViewMiddleware):
 
 def user_for_key(raw_key: str):
     """The active user a Bearer key belongs to, or None."""
-    key = single(
-        ApiKey.objects.active()
-        .select_related("user")
-        .filter(key_hash=hash_key(raw_key), user__is_active=True)
-    )
-    if key is None:
-        return None
     now = timezone.now()
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-    return key.user
+    stale = statements.value(ApiKey, "last_used_at", now - LAST_USED_RESOLUTION)
+    found = statements.rows(ApiKey, KEY, [stale, hash_key(raw_key)])
+    if not found:
+        return None
+    [(user_id, key_id, stamp)] = found
+    where = "{id} = %s AND {is_active} = %s"
+    user = next(iter(statements.fetch(get_user_model(), USER_FIELDS, where, [user_id, True])), None)
+    if user is not None and stamp:
+        statements.execute(ApiKey, STAMP, [statements.value(ApiKey, "last_used_at", now), key_id])
+    return user
 
 
 def bearer_user(request):

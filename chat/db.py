@@ -37,6 +37,7 @@ START_FIELDS = (
 )  # fmt: skip
 TREE_FIELDS = ("id", "conversation_id", "parent_id", "role", "content", "status", "model")
 STREAMING = Message.Status.STREAMING
+CHECKPOINT = "UPDATE {table} SET {content} = %s WHERE {id} = %s AND {status} = %s"
 TOUCH = "UPDATE {table} SET {updated_at} = %s WHERE {id} = %s"
 OWNED = "{id} = %s AND {owner_id} = %s AND {importing_since} IS NULL"
 
@@ -200,11 +201,9 @@ def ping() -> None:
 @writes
 def checkpoint_replies(contents: dict[int, str]) -> None:
     """Save the text so far of many streaming replies, in one transaction."""
+    rows = [(content, message_id, STREAMING) for message_id, content in contents.items()]
     with transaction.atomic():
-        for message_id, content in contents.items():
-            Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
-                content=content
-            )
+        statements.execute_many(Message, CHECKPOINT, rows)
 
 
 @writes

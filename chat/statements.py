@@ -47,6 +47,12 @@ def execute(model: type[Model], statement: str, params) -> int:
         return cursor.rowcount
 
 
+def execute_many(model: type[Model], statement: str, params: list) -> None:
+    """Run an UPDATE `statement` on `model`'s table once for each set of `params`."""
+    with connection.cursor() as cursor:
+        cursor.executemany(_sql(model, statement, connection.vendor), params)
+
+
 def insert(obj: Model) -> None:
     """Store the new `obj` as `save()` would, and give it the id the database chose."""
     model = type(obj)

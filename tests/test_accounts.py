@@ -1,9 +1,12 @@
 """Signing up, in and out, pages behind the log-in, and API keys."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from chat.auth import user_for_key
 from chat.models import ApiKey, hash_key
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +102,23 @@ def test_a_revoked_key_is_refused(alice):
     key.save()
     response = Client().get("/api/models", headers={"Authorization": f"Bearer {raw}"})
     assert response.status_code == 401
+
+
+def test_a_key_of_a_deactivated_user_is_refused(alice):
+    _key, raw = ApiKey.issue(alice)
+    alice.is_active = False
+    alice.save()
+    response = Client().get("/api/models", headers={"Authorization": f"Bearer {raw}"})
+    assert response.status_code == 401
+
+
+def test_a_keys_last_use_is_stamped_at_most_once_a_minute(alice):
+    key, raw = ApiKey.issue(alice)
+    assert user_for_key(raw) == alice
+    first = ApiKey.objects.get(pk=key.pk).last_used_at
+    assert first is not None
+    assert user_for_key(raw) == alice
+    assert ApiKey.objects.get(pk=key.pk).last_used_at == first  # within the minute: kept
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=first - timedelta(minutes=2))
+    assert user_for_key(raw).username == "alice"
+    assert ApiKey.objects.get(pk=key.pk).last_used_at > first

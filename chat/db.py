@@ -9,18 +9,17 @@ an import, say) never holds up a read such as a stop's or a health check's.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from chat import statements
+from chat.dbthreads import DatabaseThreads
 from chat.errors import NotFound, Unavailable
 from chat.models import Conversation, Message, single
 
@@ -41,16 +40,15 @@ CHECKPOINT = "UPDATE {table} SET {content} = %s WHERE {id} = %s AND {status} = %
 TOUCH = "UPDATE {table} SET {updated_at} = %s WHERE {id} = %s"
 OWNED = "{id} = %s AND {owner_id} = %s AND {importing_since} IS NULL"
 
-_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-db-write")
-_readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="chat-db-read")
+_writer = DatabaseThreads(1, "chat-db-write")
+_readers = DatabaseThreads(READERS, "chat-db-read")
 
 
-def _on(executor: ThreadPoolExecutor):
+def _on(threads: DatabaseThreads):
     def decorate(function):
         @functools.wraps(function)
         async def call(*args, **kwargs):
-            work = functools.partial(_run, function, args, kwargs)
-            return await asyncio.get_running_loop().run_in_executor(executor, work)
+            return await threads.call(_run, function, args, kwargs)
 
         return call
 

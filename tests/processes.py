@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -157,12 +158,13 @@ def serving_process(response: httpx.Response, web: Process) -> int:
     client_port = response.extensions["network_stream"].get_extra_info("client_addr")[1]
     server_end = f"socket:[{_server_end_inode(client_port, response.url.port)}]"
     for pid in process_tree(web.popen.pid):
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                if os.readlink(fd) == server_end:
-                    return pid
-            except OSError:
-                continue  # closed meanwhile
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # it ended meanwhile
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    if os.readlink(fd) == server_end:
+                        return pid
+                except OSError:
+                    continue  # closed meanwhile
     raise AssertionError(f"no process of {web.name} holds the connection from port {client_port}")
 
 
@@ -181,9 +183,20 @@ def process_tree(pid: int) -> list[int]:
     found, pending = [], [pid]
     while pending:
         found.append(current := pending.pop())
-        for task in Path(f"/proc/{current}/task").iterdir():
-            pending += map(int, (task / "children").read_text().split())
+        pending += _children(current)
     return found
+
+
+def _children(pid: int) -> list[int]:
+    """The processes `pid`'s threads started; a thread or process that ends meanwhile has none."""
+    children = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                children += map(int, (task / "children").read_text().split())
+    except (FileNotFoundError, ProcessLookupError):
+        pass  # the process itself has ended
+    return children
 
 
 def wait_for_web(web: Process, url: str, timeout: float = 30) -> None:

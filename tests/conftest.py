@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -37,6 +38,16 @@ def _test_settings(settings):
     providers.reset()
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, which remembers its loop: tests reach the site's runs through it."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets=None):
+        self.loop = asyncio.get_running_loop()
+        await super().startup(sockets=sockets)
+
+
 class LiveServer:
     """The site served by uvicorn from a thread of this process, on a free loopback port."""
 
@@ -47,7 +58,7 @@ class LiveServer:
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         config = uvicorn.Config(application, lifespan="off", log_level="warning")
-        self.server = uvicorn.Server(config)
+        self.server = _Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
         )
@@ -60,16 +71,25 @@ class LiveServer:
                 raise RuntimeError("the test server did not start")
             time.sleep(0.02)
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self.server.loop
+
     def stop(self):
         self.server.should_exit = True
         self.thread.join(5)
 
 
+_live_server: LiveServer | None = None  # the session's, once a test has asked for it
+
+
 @pytest.fixture(scope="session")
 def live_server_url(django_db_setup, django_db_blocker):
-    server = LiveServer()
+    global _live_server
+    server = _live_server = LiveServer()
     server.start()
     yield server.url
+    _live_server = None
     server.stop()
     # The streaming path's database thread keeps its connection open; PostgreSQL will
     # not drop the test database while it is.
@@ -110,26 +130,38 @@ def api(transactional_db, live_server_url, alice):
     """An HTTP client signed in as alice with an API key, talking to the live server."""
     with _client(live_server_url, alice) as client:
         yield client
-    _wait_for_titles()
+    _settle()
 
 
-def _wait_for_titles(timeout: float = 30, running: float = 5) -> None:
-    """Let the background work of replies that ended finish before the test's rows go:
-    titles being written, titles about to be, and a worker's reply being counted (its
-    usage) by this process.
+def _settle(timeout: float = 30) -> None:
+    """Before the test's rows go: stop the replies it left running in the live server, and
+    wait for them, and for the background work of replies that ended, to finish (titles
+    being written, a worker's reply being counted by this process).
 
     A write while the database is flushed would leave its transaction open on the
-    database thread, or deadlock with the flush (PostgreSQL). A reply the test left
-    running is waited for `running` seconds at most.
+    database thread, or deadlock with the flush (PostgreSQL).
     """
-    from chat import titles
+    from chat import runs, titles
     from chat.runs import dispatch
 
     start = time.monotonic()
-    while titles._tasks or (
-        (titles._due or dispatch._watching) and time.monotonic() < start + running
-    ):
-        assert time.monotonic() < start + timeout, "a title was still being written"
+    if _live_server is None:
+        return
+    loop, registry = _live_server.loop, runs.registry()
+    streaming = Message.objects.filter(status=Message.Status.STREAMING)
+    for message_id in streaming.values_list("pk", flat=True):
+        asyncio.run_coroutine_threadsafe(registry.stop(message_id), loop).result(timeout)
+
+    def busy() -> bool:
+        tasks = [*titles._tasks, *dispatch._watching, *(r.task for r in registry._runs.values())]
+        # `_due`: a title about to be spawned, by a run that has just ended; a run of a loop
+        # other than the server's (a test's own) is not waited for.
+        return any(t and not t.done() and t.get_loop() is loop for t in tasks) or bool(
+            titles._due and time.monotonic() < start + 5
+        )
+
+    while busy():
+        assert time.monotonic() < start + timeout, "a reply, or its title, was still being written"
         time.sleep(0.05)
 
 
@@ -137,6 +169,7 @@ def _wait_for_titles(timeout: float = 30, running: float = 5) -> None:
 def bob_api(transactional_db, live_server_url, bob):
     with _client(live_server_url, bob) as client:
         yield client
+    _settle()
 
 
 @pytest.fixture
@@ -146,6 +179,7 @@ def openai_client(transactional_db, live_server_url, alice):
     base_url = f"{live_server_url}/v1"
     with openai.OpenAI(base_url=base_url, api_key=raw, max_retries=0, timeout=30) as client:
         yield client
+    _settle()
 
 
 UPSTREAM_MODEL = "upstream-model"

@@ -22,7 +22,6 @@ KEY = (
     "SELECT {user_id}, {id}, ({last_used_at} IS NULL OR {last_used_at} < %s) FROM {table} "
     "WHERE {key_hash} = %s AND {revoked_at} IS NULL"
 )
-STAMP = "UPDATE {table} SET {last_used_at} = %s WHERE {id} = %s"
 # The owner's fields every request may use; any other (their times) loads on first use.
 USER_FIELDS = (
     "id", "password", "is_superuser", "username", "first_name", "last_name", "email",
@@ -46,7 +45,7 @@ def user_for_key(raw_key: str):
     where = "{id} = %s AND {is_active} = %s"
     user = next(iter(statements.fetch(get_user_model(), USER_FIELDS, where, [user_id, True])), None)
     if user is not None and stamp:
-        statements.execute(ApiKey, STAMP, [statements.value(ApiKey, "last_used_at", now), key_id])
+        statements.update_where(ApiKey, {"last_used_at": now}, "{id} = %s", [key_id])
     return user
 
 

@@ -37,7 +37,6 @@ START_FIELDS = (
 TREE_FIELDS = ("id", "conversation_id", "parent_id", "role", "content", "status", "model")
 STREAMING = Message.Status.STREAMING
 CHECKPOINT = "UPDATE {table} SET {content} = %s WHERE {id} = %s AND {status} = %s"
-TOUCH = "UPDATE {table} SET {updated_at} = %s WHERE {id} = %s"
 OWNED = "{id} = %s AND {owner_id} = %s AND {importing_since} IS NULL"
 
 _writer = DatabaseThreads(1, "chat-db-write")
@@ -212,19 +211,13 @@ def finish_reply(message_id: int, conversation_id: int | None = None, **fields) 
     interrupted: the stored reply stays what that reader's followers were shown.
     `conversation_id`, where the caller knows it, spares a join.
     """
-    values = [statements.value(Message, name, value) for name, value in fields.items()]
-    statements.execute(Message, _finish_sql(tuple(fields)), [*values, message_id, STREAMING])
+    statements.update_where(Message, fields, "{id} = %s AND {status} = %s", [message_id, STREAMING])
     if conversation_id is None:  # not known to the caller: found through a join
         Conversation.objects.filter(messages__pk=message_id).update(updated_at=timezone.now())
     else:
-        now = statements.value(Conversation, "updated_at", timezone.now())
-        statements.execute(Conversation, TOUCH, [now, conversation_id])
-
-
-@functools.cache
-def _finish_sql(fields: tuple[str, ...]) -> str:
-    sets = ", ".join(f"{{{name}}} = %s" for name in fields)
-    return f"UPDATE {{table}} SET {sets} WHERE {{id}} = %s AND {{status}} = %s"
+        statements.update_where(
+            Conversation, {"updated_at": timezone.now()}, "{id} = %s", [conversation_id]
+        )
 
 
 def owned_conversation(user, conversation_id: int) -> Conversation:

@@ -68,10 +68,20 @@ def update(obj: Model, *fields: str) -> int:
     """`save(update_fields=fields)` for a stored `obj`: its `auto_now` fields are stamped
     when named. How many rows changed (0: it is gone)."""
     model = type(obj)
-    sql, named = _update(model, fields, connection.vendor)
-    values = [field.get_db_prep_save(field.pre_save(obj, False), connection) for field in named]
+    named = [_by_name(model)[name] for name in fields]
+    values = {field.attname: field.pre_save(obj, False) for field in named}
+    return update_where(model, values, f"{{{model._meta.pk.attname}}} = %s", [obj.pk])
+
+
+def update_where(model: type[Model], values: dict, where: str, params) -> int:
+    """Set `values` (attname: Python value) on the rows of `model` that `where` picks, each
+    value prepared as the ORM's update prepares it. How many rows changed."""
+    sql, fields = _update(model, tuple(values), where, connection.vendor)
+    prepared = [
+        f.get_db_prep_save(v, connection) for f, v in zip(fields, values.values(), strict=True)
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, obj.pk])
+        cursor.execute(sql, [*prepared, *params])
         return cursor.rowcount
 
 
@@ -120,9 +130,12 @@ def _insert(model, vendor: str):
 
 
 @functools.cache
-def _update(model, fields: tuple[str, ...], vendor: str):
-    by_name = {f.name: f for f in model._meta.concrete_fields}
-    named = [by_name[name] for name in fields]
-    sets = ", ".join(f"{{{f.attname}}} = %s" for f in named)
-    pk = model._meta.pk.attname
-    return _sql(model, f"UPDATE {{table}} SET {sets} WHERE {{{pk}}} = %s", vendor), named
+def _by_name(model: type[Model]) -> dict:
+    return {field.name: field for field in model._meta.concrete_fields}
+
+
+@functools.cache
+def _update(model, attnames: tuple[str, ...], where: str, vendor: str):
+    fields = [_fields(model)[name] for name in attnames]
+    sets = ", ".join(f"{{{name}}} = %s" for name in attnames)
+    return _sql(model, f"UPDATE {{table}} SET {sets} WHERE {where}", vendor), fields

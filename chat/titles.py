@@ -39,9 +39,6 @@ MARKUP = "#*_`\"'“”‘’ "  # stripped from the ends of the model's title
 REQUEST = "Title of this conversation, in two to six words:"
 UNTITLED = "SELECT 1 FROM {table} WHERE {id} = %s AND {title_source} = %s"
 SPENT = "UPDATE {table} SET {title_tokens} = {title_tokens} + %s, {titled_at} = %s WHERE {id} = %s"
-RETITLE = (
-    "UPDATE {table} SET {title} = %s, {title_source} = %s WHERE {id} = %s AND {title_source} = %s"
-)
 
 _tasks: set[asyncio.Task] = set()  # held, so that a running title is not collected
 _due: set[int] = set()  # replies still being written whose title will follow
@@ -172,5 +169,10 @@ def _store_title(conversation_id: int, owner_id: int, title: str, tokens: int) -
         count_output_tokens(owner_id, tokens)  # the day's quota counts them too
         if not title:
             return False
-        changed = [title, sources.MODEL, conversation_id, sources.FIRST_LINE]
-        return bool(statements.execute(Conversation, RETITLE, changed))
+        retitled = {"title": title, "title_source": sources.MODEL}
+        where = "{id} = %s AND {title_source} = %s"
+        return bool(
+            statements.update_where(
+                Conversation, retitled, where, [conversation_id, sources.FIRST_LINE]
+            )
+        )

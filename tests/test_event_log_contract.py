@@ -1,6 +1,7 @@
 """The event log's contract, held by both backends: in memory, and in real Redis."""
 
 import asyncio
+import contextlib
 import itertools
 import os
 
@@ -123,6 +124,34 @@ async def test_a_follower_listens_from_the_moment_it_is_made_not_from_its_first_
     assert await log.listeners(mid) == 1
     assert (await anext(events)).name == "start"
     await events.aclose()
+    assert await log.listeners(mid) == 0
+
+
+async def test_a_follower_whose_task_is_being_cancelled_leaves_at_its_next_read(log, mid):
+    # Django cancels a stream's task when its client hangs up. Were that cancellation lost
+    # below the reader, the task would go on 'cancelling', and the reader must still end
+    # and leave, or the abandoned reply is generated to its end.
+    await log.pulse([mid])
+    await write(log, start(mid))
+    events = await follow(log, mid, -1, writing_here=lambda: True)
+    read, swallowed = [], asyncio.Event()
+
+    async def stream():
+        async with contextlib.aclosing(events):
+            async for event in events:
+                read.append(event.name)
+                if event.name == "start":
+                    asyncio.current_task().cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.sleep(5)  # the cancellation, lost on its way
+                    swallowed.set()
+
+    task = asyncio.create_task(stream())
+    await swallowed.wait()
+    await write(log, delta(mid, 1, "Hi"), done(mid, 2))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert read == ["start"]
     assert await log.listeners(mid) == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -63,6 +64,7 @@ class _Reader:
                     if event.is_terminal:
                         return
                 found = await self._next()
+                _raise_if_cancelling()
                 if found is None:
                     found = []
                     yield None
@@ -111,6 +113,19 @@ class _Reader:
 
     def _lost(self) -> Event:
         return _interrupted(self.message_id, self.seq + 1)
+
+
+def _raise_if_cancelling() -> None:
+    """Raise CancelledError if this reader's task is being cancelled (its client left).
+
+    A cancellation can be lost on its way down: under load, a web server's stream was seen
+    'cancelling' (Django's handler had cancelled it on the client's disconnect) while its
+    reader read on to the reply's end, so the listener never left and the abandoned reply
+    was generated to its end. The task remembers that it is being cancelled; heed it.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _interrupted(message_id: int, seq: int) -> Event:

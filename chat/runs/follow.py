@@ -118,10 +118,11 @@ class _Reader:
 def _raise_if_cancelling() -> None:
     """Raise CancelledError if this reader's task is being cancelled (its client left).
 
-    A cancellation can be lost on its way down: under load, a web server's stream was seen
-    'cancelling' (Django's handler had cancelled it on the client's disconnect) while its
-    reader read on to the reply's end, so the listener never left and the abandoned reply
-    was generated to its end. The task remembers that it is being cancelled; heed it.
+    A cancellation can be lost below the reader: on Python 3.11, `asyncio.wait_for`
+    returns its result instead of raising when the cancellation meets an inner task that
+    has just finished, and redis-py sends each command through one (its socket time-out).
+    CI saw it: a /v1 stream whose client hung up stayed 'cancelling' while its reader read
+    on, so the listener never left and the abandoned reply was generated to its end.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():

@@ -68,7 +68,7 @@ def update(obj: Model, *fields: str) -> int:
     """`save(update_fields=fields)` for a stored `obj`: its `auto_now` fields are stamped
     when named. How many rows changed (0: it is gone)."""
     model = type(obj)
-    named = [_by_name(model)[name] for name in fields]
+    named = [model._meta.get_field(name) for name in fields]
     values = {field.attname: field.pre_save(obj, False) for field in named}
     return update_where(model, values, f"{{{model._meta.pk.attname}}} = %s", [obj.pk])
 
@@ -127,11 +127,6 @@ def _insert(model, vendor: str):
         _sql(model, f"INSERT INTO {{table}} ({columns}) VALUES ({marks}){tail}", vendor),
         returns,
     )
-
-
-@functools.cache
-def _by_name(model: type[Model]) -> dict:
-    return {field.name: field for field in model._meta.concrete_fields}
 
 
 @functools.cache

@@ -144,9 +144,9 @@ def _settle(timeout: float = 30) -> None:
     from chat import runs, titles
     from chat.runs import dispatch
 
-    start = time.monotonic()
     if _live_server is None:
         return
+    start = time.monotonic()
     loop, registry = _live_server.loop, runs.registry()
     streaming = Message.objects.filter(status=Message.Status.STREAMING)
     for message_id in streaming.values_list("pk", flat=True):
@@ -154,8 +154,9 @@ def _settle(timeout: float = 30) -> None:
 
     def busy() -> bool:
         tasks = [*titles._tasks, *dispatch._watching, *(r.task for r in registry._runs.values())]
-        # `_due`: a title about to be spawned, by a run that has just ended; a run of a loop
-        # other than the server's (a test's own) is not waited for.
+        # A run is registered a moment before its task exists (None). `_due`: a title about
+        # to be spawned by a run that has just ended. A run of a loop other than the
+        # server's (a test's own) is not waited for.
         return any(t and not t.done() and t.get_loop() is loop for t in tasks) or bool(
             titles._due and time.monotonic() < start + 5
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -26,24 +27,20 @@ class _Log:
     # Each listener until when it listens (monotonic): gone, or not renewed, it expires,
     # and is counted once more, as having listened, at the writer's next beat.
     listeners: dict[str, float] = field(default_factory=dict)
+    counted: int = 0  # live listeners at the writer's last beat
 
     def live(self, now: float) -> int:
         return sum(1 for until in self.listeners.values() if until > now)
 
-    async def next_append(self, timeout: float) -> None:
-        """Wait for the next append, for `timeout` seconds at most.
-
-        A future and a timer: an asyncio.Event and asyncio.timeout did the same with several
-        times the work, and readers wait once for each delta of every stream.
-        """
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
+    async def next_append(self, timeout: float, deadlines: _Deadlines) -> None:
+        """Wait for the next append, for about `timeout` seconds at most (see _Deadlines)."""
+        waiter = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
-        timer = loop.call_later(timeout, _wake, waiter)
+        slot = deadlines.add(waiter, timeout)
         try:
             await waiter
         finally:
-            timer.cancel()
+            deadlines.discard(slot, waiter)
             if waiter in self.waiters:  # it timed out, or its reader was cancelled
                 self.waiters.remove(waiter)
 
@@ -72,12 +69,47 @@ def _wake(waiter: asyncio.Future) -> None:
         waiter.set_result(None)
 
 
+class _Deadlines:
+    """Ends waits that are up, a slice of SLICE seconds of them with one timer.
+
+    Readers wait once for each delta of every stream, and an append ends nearly every wait:
+    a timer of its own for each (made, put in the loop's heap, then cancelled) cost more
+    than the rest of the wait. A wait ends at the end of the slice its time falls in, up
+    to SLICE late, which the heartbeat checks and keepalives it paces can afford.
+    """
+
+    SLICE = 0.25
+
+    def __init__(self):
+        # By loop and slot: each loop's waiters are ended by a timer on that loop.
+        self.slices: dict[tuple[asyncio.AbstractEventLoop, int], set[asyncio.Future]] = {}
+
+    def add(self, waiter: asyncio.Future, timeout: float) -> tuple:
+        loop = waiter.get_loop()
+        slot = (loop, math.ceil((loop.time() + timeout) / self.SLICE))
+        waiters = self.slices.get(slot)
+        if waiters is None:
+            waiters = self.slices[slot] = set()
+            loop.call_at(slot[1] * self.SLICE, self._end, slot)
+        waiters.add(waiter)
+        return slot
+
+    def discard(self, slot: tuple, waiter: asyncio.Future) -> None:
+        if waiters := self.slices.get(slot):
+            waiters.discard(waiter)
+
+    def _end(self, slot: tuple) -> None:
+        for waiter in self.slices.pop(slot, ()):
+            _wake(waiter)
+
+
 class MemoryEventLog(EventLog):
     """Logs in a dict; an ended log stays for CHAT_EVENT_LOG_TTL_SECONDS, for reattaching."""
 
     def __init__(self):
         super().__init__()
         self._logs: dict[int, _Log] = {}
+        self._deadlines = _Deadlines()
 
     async def check(self) -> None:
         """Memory is always there."""
@@ -106,15 +138,18 @@ class MemoryEventLog(EventLog):
         """Nothing waits: appends are written at once."""
 
     async def pulse(self, message_ids: list[int], beat: bool = True) -> list[Pulse]:
-        until = time.monotonic() + LEASE_SECONDS
-        pulses = []
+        if not beat:  # between beats, as in Redis: the stops, and the last beat's counts
+            return [Pulse((log := self._log(mid)).stop, log.counted) for mid in message_ids]
+        now = time.monotonic()
+        until, pulses = now + LEASE_SECONDS, []
         for mid in message_ids:
             log = self._log(mid)
-            listened, now = bool(log.listeners), time.monotonic()
-            if beat and not log.ended:
+            listened = bool(log.listeners)
+            if not log.ended:
                 log.leased_until, log.holder = until, self.holder
                 log.listeners = {name: t for name, t in log.listeners.items() if t > now}
-            pulses.append(Pulse(log.stop, log.live(now), listened))
+            log.counted = log.live(now)
+            pulses.append(Pulse(log.stop, log.counted, listened))
         return pulses
 
     async def lease(
@@ -134,7 +169,7 @@ class MemoryEventLog(EventLog):
         if log is None or not log.events:
             return None
         if len(log.events) <= after_seq + 1 and block > 0 and not log.ended:
-            await log.next_append(block)
+            await log.next_append(block, self._deadlines)
         return log.events[after_seq + 1 :]
 
     async def end(self, event: Event) -> bool:

@@ -52,11 +52,13 @@ from stream_load import (
     Target,
     create_conversations,
     expected_text,
+    free_port,
     gaps,
     machine_busy,
     own_cpu,
     percentile,
     run_stream,
+    serve,
     spawn_chatsite,
     spawn_paced,
     ttfts,
@@ -142,7 +144,9 @@ async def load(
     proxied = ProxyRun(run, process_cpu(upstream.pid) - upstream_cpu)
     if target is not upstream and not args.no_verify:
         expected = expected_text(args)
-        if door == "api":
+        if database is None:  # the bare relay stores nothing
+            pass
+        elif door == "api":
             proxied.stored_mismatches = await stream_load.stored_mismatches(
                 target, streams, expected
             )
@@ -214,6 +218,16 @@ def measure(label: str, target: Target, upstream: Target, args, door, database=N
     return summarize(run, args)
 
 
+@contextlib.contextmanager
+def spawn_relay(upstream: Target, transport: str, workdir: Path) -> Iterator[Target]:
+    """bench/bare_relay.py in front of the upstream, until the block ends."""
+    port = free_port()
+    command = [sys.executable, str(BENCH / "bare_relay.py"), "--port", str(port)]
+    command += ["--upstream", f"http://127.0.0.1:{upstream.port}", "--transport", transport]
+    with serve(f"relay-{transport}", command, dict(os.environ), port, workdir) as relay:
+        yield relay
+
+
 def measure_all(args: argparse.Namespace, workdir: Path) -> dict[str, dict]:
     """Through chatsite first, then the upstream directly, one after the other."""
     columns = {}
@@ -228,6 +242,10 @@ def measure_all(args: argparse.Namespace, workdir: Path) -> dict[str, dict]:
                 database = workdir / "uvicorn" / "bench.sqlite3"
                 label = f"chatsite ({args.door})"
                 columns[label] = measure(label, chatsite, upstream, args, args.door, database)
+        for transport in ["httpx", "asyncio"] if args.relay else []:
+            label = f"bare relay ({transport})"
+            with spawn_relay(upstream, transport, workdir) as relay:
+                columns[label] = measure(label, relay, upstream, args, "v1")
         if not args.no_baseline:
             direct = Target("direct", upstream.host, upstream.port, pid=upstream.pid)
             columns["upstream direct"] = measure("upstream direct", direct, direct, args, "v1")
@@ -252,6 +270,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--tokens", type=int, default=40, help="the upstream's reply length in words (40)")
     add("--timeout", type=float, default=60.0, help="per-stream limit in seconds (60)")
     add("--no-verify", action="store_true", help="skip reading the stored replies back")
+    add(
+        "--relay",
+        action="store_true",
+        help="also the same streams through bench/bare_relay.py (a pass-through proxy on "
+        "uvicorn that stores and checks nothing), with httpx's transport and with "
+        "chatsite's: the least a proxy costs here",
+    )
     add("--no-baseline", action="store_true", help="skip the direct run against the upstream")
     add("--baseline-only", action="store_true", help="run only against the upstream")
     add("--keep", action="store_true", help="keep the servers' logs and database")

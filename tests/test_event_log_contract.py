@@ -116,6 +116,16 @@ async def test_listeners_are_counted_and_a_brief_one_is_still_noticed(log, mid):
     assert not (await log.pulse([mid]))[0].listened
 
 
+async def test_a_new_replys_first_beat_keeps_the_other_replies_listeners_between_beats(log, mid):
+    other = next(_ids)
+    await log.pulse([mid])
+    await write(log, start(mid))
+    await log.listen(mid, "a")
+    assert (await log.pulse([mid]))[0].listeners == 1
+    await log.pulse([other])  # a reply started since: its lease first, alone
+    assert (await log.pulse([mid, other], beat=False))[0].listeners == 1
+
+
 async def test_a_follower_listens_from_the_moment_it_is_made_not_from_its_first_read(log, mid):
     # A response that a busy process takes long to begin sending still keeps its reply.
     await log.pulse([mid])

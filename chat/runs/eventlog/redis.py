@@ -114,6 +114,8 @@ class RedisEventLog(EventLog):
     # Writing ----------------------------------------------------------------------------
 
     def append(self, event: Event) -> None:
+        if event.is_terminal:
+            self._counts.pop(event.message_id, None)
         self._outbox.append(event)
         self._outbox_ready.set()
         if self._writer is None or self._writer.done():
@@ -187,7 +189,8 @@ class RedisEventLog(EventLog):
             return [
                 Pulse(bool(s), counts.get(m, 0)) for m, s in zip(message_ids, stops, strict=True)
             ]
-        self._counts = dict(zip(message_ids, beats[3::4], strict=True))
+        # Updated, not replaced: a new reply's own first beat keeps the others' counts.
+        self._counts.update(zip(message_ids, beats[3::4], strict=True))
         return [
             Pulse(bool(stop), live, listened > 0)
             for stop, listened, live in zip(stops, beats[1::4], beats[3::4], strict=True)

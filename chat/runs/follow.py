@@ -81,7 +81,9 @@ class _Reader:
         """The next events, or None if a keepalive is due first."""
         # Check on the writer once per heartbeat: a dead one is noticed within seconds.
         keepalive = settings.CHAT_KEEPALIVE_SECONDS
-        idle, every = 0.0, min(HEARTBEAT_SECONDS, keepalive)
+        every = min(HEARTBEAT_SECONDS, keepalive)
+        # By the clock, not by waits counted: a wait may end a little after its time.
+        quiet_until = time.monotonic() + keepalive
         while True:
             if time.monotonic() >= self.renew_at:  # however busy the reply, this one listens
                 await self.log.listen(self.message_id, self.listener)
@@ -91,8 +93,7 @@ class _Reader:
                 return found
             if not await self._writer_alive():
                 return await self._ending()
-            idle += every
-            if idle >= keepalive:
+            if time.monotonic() >= quiet_until:
                 return None
 
     async def _ending(self) -> list[Event]:

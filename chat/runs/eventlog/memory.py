@@ -83,9 +83,13 @@ class _Deadlines:
     def __init__(self):
         # By loop and slot: each loop's waiters are ended by a timer on that loop.
         self.slices: dict[tuple[asyncio.AbstractEventLoop, int], set[asyncio.Future]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None  # the last loop a wait came from
 
     def add(self, waiter: asyncio.Future, timeout: float) -> tuple:
         loop = waiter.get_loop()
+        if loop is not self.loop:  # a loop closed with its timers pending would stay here
+            self.loop = loop
+            self.slices = {slot: ws for slot, ws in self.slices.items() if not slot[0].is_closed()}
         slot = (loop, math.ceil((loop.time() + timeout) / self.SLICE))
         waiters = self.slices.get(slot)
         if waiters is None:

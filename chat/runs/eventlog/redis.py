@@ -25,7 +25,7 @@ from chat.errors import Unavailable
 from chat.events import Event
 from chat.redis_pool import waiting_client
 
-from .base import LEASE_SECONDS, EventLog, Pulse, listener_seconds
+from .base import HEARTBEAT_SECONDS, LEASE_SECONDS, EventLog, Pulse, listener_seconds
 
 logger = logging.getLogger(__name__)
 RUNNING_LOG_TTL_SECONDS = 24 * 3600
@@ -88,7 +88,8 @@ class RedisEventLog(EventLog):
         # One batch at a time: a flush waits for the batch in flight, so events stay in order
         # and "flushed" means written.
         self._writing = asyncio.Lock()
-        self._counts: dict[int, int] = {}  # listener counts at the last beat
+        # Listeners at each reply's last beat, and when (time.time()).
+        self._counts: dict[int, tuple[int, float]] = {}
 
     @property
     def client(self) -> redis.asyncio.Redis:
@@ -114,8 +115,6 @@ class RedisEventLog(EventLog):
     # Writing ----------------------------------------------------------------------------
 
     def append(self, event: Event) -> None:
-        if event.is_terminal:
-            self._counts.pop(event.message_id, None)
         self._outbox.append(event)
         self._outbox_ready.set()
         if self._writer is None or self._writer.done():
@@ -187,10 +186,15 @@ class RedisEventLog(EventLog):
         if not beat:
             counts = self._counts
             return [
-                Pulse(bool(s), counts.get(m, 0)) for m, s in zip(message_ids, stops, strict=True)
+                Pulse(bool(s), counts.get(m, (0,))[0])
+                for m, s in zip(message_ids, stops, strict=True)
             ]
-        # Updated, not replaced: a new reply's own first beat keeps the others' counts.
-        self._counts.update(zip(message_ids, beats[3::4], strict=True))
+        # Not replaced by this call's: a new reply's own first beat keeps the others' counts.
+        # A reply that no beat has named for two beats has ended: its count goes.
+        fresh = now - 2 * HEARTBEAT_SECONDS
+        counts = {m: seen for m, seen in self._counts.items() if seen[1] > fresh}
+        counts.update((m, (live, now)) for m, live in zip(message_ids, beats[3::4], strict=True))
+        self._counts = counts
         return [
             Pulse(bool(stop), live, listened > 0)
             for stop, listened, live in zip(stops, beats[1::4], beats[3::4], strict=True)

@@ -100,6 +100,16 @@ async def test_it_opens_a_new_connection_when_the_server_closed_the_idle_one():
     assert server.connections == 2
 
 
+@pytest.mark.parametrize("idle, connections", [(None, 1), (0, 2)])
+async def test_it_keeps_idle_connections_as_httpx_limits_say(idle, connections):
+    # None is no limit, as httpx reads it; 0 keeps none.
+    async with RawServer([SIZED, SIZED]) as server, client(max_keepalive_connections=idle) as http:
+        await http.get(server.url)
+        await http.get(server.url)
+
+    assert server.connections == connections
+
+
 async def test_it_does_not_reuse_a_connection_idle_past_the_keepalive_expiry():
     async with RawServer([SIZED, SIZED]) as server, client(keepalive_expiry=0.001) as http:
         await http.get(server.url)

@@ -30,7 +30,8 @@ class AsyncioTransport(httpx2.AsyncBaseTransport):
     def __init__(self, limits: httpx2.Limits, ssl_context: ssl.SSLContext | None = None) -> None:
         self._ssl = ssl_context
         self._max_open = limits.max_connections or 1 << 30
-        self._max_idle = limits.max_keepalive_connections or 0
+        idle = limits.max_keepalive_connections  # None: no limit, as in httpx
+        self._max_idle = 1 << 30 if idle is None else idle
         self._expiry = limits.keepalive_expiry or 0.0
         self._idle: dict[tuple, list[Connection]] = {}
         self._open = 0

@@ -1,9 +1,9 @@
 """The least a proxy can do: the yardstick proxy_load.py --relay sets beside chatsite.
 
 `POST /v1/chat/completions` is passed to the upstream as it came and the upstream's
-bytes are passed back as they arrive, through one kept-alive httpx client, served by
-uvicorn as chatsite is: no authentication, no parsing of the chunks, no event log, no
-database. Whatever a proxied stream costs chatsite beyond this is the price of its
+bytes are passed back as they arrive, through one httpx client with the openai SDK's
+connection limits, served by uvicorn as chatsite is: no authentication, no parsing of the
+chunks, no event log, no database. Whatever a proxied stream costs chatsite beyond this is the price of its
 features (the key, the limits, the stored reply, resuming, stopping).
 `--transport asyncio` gives the client chatsite's own transport
 (chat/providers/transport.py) instead of httpx's.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 
 import httpx2 as httpx  # the openai SDK's, which chatsite's transport serves
+import openai
 import uvicorn
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -25,7 +26,7 @@ from starlette.routing import Route
 
 
 def relay_app(upstream: str, transport: str) -> Starlette:
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    limits = openai.DEFAULT_CONNECTION_LIMITS  # the SDK's, as chatsite's client has them
     chosen = None
     if transport == "asyncio":
         from chat.providers.transport import AsyncioTransport

@@ -212,7 +212,7 @@ def profiled(pid: int | None, output: str) -> Iterator[None]:
 
 def measure(label: str, target: Target, upstream: Target, args, door, database=None) -> dict:
     print(f"{label}: {args.streams} streams ...", flush=True)
-    with profiled(target.pid if target is not upstream else None, args.py_spy):
+    with profiled(target.pid if database else None, args.py_spy):  # chatsite only
         run = asyncio.run(load(target, upstream, args, door, database))
     stream_load.print_failures(label, run.load.streams)
     return summarize(run, args)

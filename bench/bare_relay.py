@@ -3,8 +3,8 @@
 `POST /v1/chat/completions` is passed to the upstream as it came and the upstream's
 bytes are passed back as they arrive, through one httpx client with the openai SDK's
 connection limits, served by uvicorn as chatsite is: no authentication, no parsing of the
-chunks, no event log, no database. Whatever a proxied stream costs chatsite beyond this is the price of its
-features (the key, the limits, the stored reply, resuming, stopping).
+chunks, no event log, no database. Whatever a proxied stream costs chatsite beyond this
+is the price of its features (the key, the limits, the stored reply, resuming, stopping).
 `--transport asyncio` gives the client chatsite's own transport
 (chat/providers/transport.py) instead of httpx's.
 
